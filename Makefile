@@ -1,0 +1,21 @@
+# The course's commands. `make lab` to learn, `make test` to check everything (what CI runs).
+PYTHON ?=
+VENV ?= .venv
+export PYTHON VENV
+
+.PHONY: setup lab test test-full clean
+
+setup:  ## build or reuse the pinned environment in .venv
+	@bash scripts/setup_env.sh
+
+lab: setup  ## open the course in JupyterLab at the first notebook
+	$(VENV)/bin/jupyter lab notebooks/00_environment_and_vocabulary.ipynb
+
+test: setup  ## unit tests + every notebook under nbval, in quick mode
+	COURSE_QUICK=$${COURSE_QUICK:-1} $(VENV)/bin/python -m pytest
+
+test-full: setup  ## the same with notebooks in full mode (their full assertions)
+	COURSE_QUICK=0 $(VENV)/bin/python -m pytest
+
+clean:  ## remove the environment and generated files
+	rm -rf $(VENV) build artifacts data/cache

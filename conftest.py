@@ -1,0 +1,46 @@
+"""Test-session plumbing: quick mode by default, and no TFF `worker_binary` left behind.
+
+TFF starts `worker_binary` as a child of whichever process runs a computation (this pytest
+process, or a notebook kernel that nbval started) and never stops it. We make pytest a *child
+subreaper* (Linux), so a worker orphaned by a finished kernel is re-parented to pytest instead of
+to init; at the end of the session any worker still running below pytest is a leak: it is stopped
+by its pid and the session fails.
+"""
+import ctypes
+import os
+import sys
+import time
+
+os.environ.setdefault("COURSE_QUICK", "1")  # kernels inherit it; `make test-full` sets 0
+
+from helpers import runtime  # noqa: E402
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_sessionstart(session):
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _leaked_workers(grace_seconds=15.0):
+    """Workers below pytest not started by pytest itself, after giving kernels time to exit."""
+    own = set(runtime.worker_pids())  # this process's own: the course's atexit hook stops them
+    deadline = time.monotonic() + grace_seconds
+    while True:
+        leaked = [pid for pid in runtime.worker_pids(recursive=True) if pid not in own]
+        if not leaked or time.monotonic() > deadline:
+            return leaked
+        time.sleep(0.5)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    runtime.stop_workers()
+    leaked = _leaked_workers()
+    if leaked:
+        runtime.stop_processes(leaked)
+        sys.stderr.write(
+            f"\nFAILED: {len(leaked)} TFF worker_binary process(es) outlived the code that started "
+            f"them (pids {leaked}); stopped now. A notebook kernel or test leaks workers.\n"
+        )
+        session.exitstatus = 1

@@ -1,0 +1,14 @@
+"""Plumbing for the federated-learning course: one small module per concern.
+
+- runtime:  Python check, quiet logs, QUICK mode, seeding, clean-up of TFF's worker process
+- data:     the shipped federated digits as TFF ClientData (checksum-verified)
+- model:    the CNN taught in notebook 01
+- plotting: figures the notebooks share
+- progress: one progress bar for long loops
+
+The code each notebook teaches (model, client update, aggregation, process) lives in the
+notebooks themselves; code later notebooks reuse is saved here from the notebook that taught it.
+"""
+from helpers import runtime  # noqa: F401  (quiets TensorFlow before anything imports it)
+
+runtime.check_python()

@@ -1,0 +1,206 @@
+"""The course's federated digits: verified on load, served as TFF `ClientData`.
+
+The shipped file (data/femnist_digits_subset.npz, see data/README.md) holds real handwritten
+digits with their writer ids. We write it once into the SQLite layout of TFF's federated EMNIST
+and read it back through TFF's own loader, `tff.simulation.datasets.emnist.load_data`, so the
+course's data arrives exactly as TFF's full EMNIST does; `source="emnist"` loads that full
+dataset (3,383 writers) instead, when the machine is online.
+
+Pixel convention everywhere (as TFF's EMNIST): float32 in [0, 1], 1.0 = white background.
+The model input is `to_model_input(pixels)`: ink = 1.0, shape (..., 28, 28, 1).
+"""
+import collections
+import hashlib
+import os
+import sqlite3
+import urllib.request
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_FILE = DATA_DIR / "femnist_digits_subset.npz"
+DATA_SHA256 = "cf6ad7e188ee5010f6f23ff4720e32f16d065bbe48142725c37c1fa09aa4ee16"
+CACHE_DIR = DATA_DIR / "cache"  # git-ignored; rebuilt from the .npz in about a second
+
+# TFF's names for the two digit splits, plus ours for the writers that have no training data.
+SPLITS = {"train": "digits_only_train", "test": "digits_only_test", "heldout": "digits_only_heldout"}
+EMNIST_URL = "https://storage.googleapis.com/tff-datasets-public/emnist_all.sqlite.lzma"
+
+FederatedDigits = collections.namedtuple("FederatedDigits", ["train", "test", "heldout"])
+FederatedDigits.__doc__ = """ClientData for the training writers, their own test examples, and
+unseen writers (`heldout` is None for full EMNIST, which has no such split)."""
+
+
+class DataError(RuntimeError):
+    """The course's data is missing, damaged, or cannot be downloaded."""
+
+
+class UnknownClientError(KeyError):
+    """A client id that the ClientData does not hold."""
+
+    def __str__(self):  # KeyError would print the message with quotes around it
+        return self.args[0]
+
+
+def _restore_hint(path):
+    return (
+        f"Restore it with `git checkout -- {os.path.relpath(path)}` from the course's repository "
+        f"(or download the repository again); data/README.md records its sha256."
+    )
+
+
+def verify_data_file(path=DATA_FILE, sha256=DATA_SHA256):
+    """Check the file exists and its sha256 is the expected one; return its Path."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"The course's data file {path} is missing. {_restore_hint(path)}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise DataError(
+            f"The course's data file {path} is damaged or altered: its sha256 is {digest[:16]}…, "
+            f"expected {sha256[:16]}…. {_restore_hint(path)}"
+        )
+    return path
+
+
+@lru_cache(maxsize=4)
+def load_arrays(path=DATA_FILE, sha256=DATA_SHA256):
+    """All arrays of the shipped file, after its checksum is verified (see data/README.md)."""
+    path = verify_data_file(path, sha256)
+    with np.load(path) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def pooled(split, path=DATA_FILE, sha256=DATA_SHA256):
+    """(pixels, labels) of one split with every writer pooled, for centralised training.
+
+    pixels: float32 (N, 28, 28) in TFF's convention; labels: int32 (N,).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; choose one of {sorted(SPLITS)}.")
+    arrays = load_arrays(path, sha256)
+    return arrays[f"{split}_pixels"].astype(np.float32) / 255.0, arrays[f"{split}_labels"].astype(np.int32)
+
+
+def to_model_input(pixels):
+    """TFF-convention pixels (1.0 = background) -> model input: ink = 1.0, shape (..., 28, 28, 1).
+
+    Inverting puts the background at zero, as in MNIST, so zero padding and ReLUs see "no ink".
+    Works on NumPy arrays and tensors alike.
+    """
+    import tensorflow as tf
+
+    pixels = tf.convert_to_tensor(pixels, tf.float32)
+    return tf.expand_dims(1.0 - pixels, axis=-1)
+
+
+def _write_emnist_sqlite(arrays, db_path):
+    """Write the shipped arrays in the SQLite layout of TFF's `emnist_all.sqlite`."""
+    import tensorflow as tf
+
+    tmp_path = Path(f"{db_path}.tmp{os.getpid()}")
+    tmp_path.unlink(missing_ok=True)
+    con = sqlite3.connect(tmp_path)
+    con.execute("CREATE TABLE examples (split_name TEXT, client_id TEXT, serialized_example_proto BLOB)")
+    con.execute("CREATE TABLE client_metadata (client_id TEXT, split_name TEXT, num_examples INTEGER)")
+    for split, split_name in SPLITS.items():
+        ids = arrays["heldout_client_ids" if split == "heldout" else "client_ids"]
+        owner = arrays[f"{split}_client"]
+        pixels = arrays[f"{split}_pixels"].astype(np.float32) / 255.0
+        rows = []
+        for pix, label, idx in zip(pixels, arrays[f"{split}_labels"], owner):
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "pixels": tf.train.Feature(float_list=tf.train.FloatList(value=pix.ravel())),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+            }))
+            rows.append((split_name, str(ids[idx]), example.SerializeToString()))
+        con.executemany("INSERT INTO examples VALUES (?, ?, ?)", rows)
+        counts = np.bincount(owner, minlength=len(ids))
+        con.executemany(
+            "INSERT INTO client_metadata VALUES (?, ?, ?)",
+            [(str(cid), split_name, int(n)) for cid, n in zip(ids, counts) if n > 0],
+        )
+    con.commit()
+    con.close()
+    os.replace(tmp_path, db_path)  # atomic: a reader never sees a half-written file
+
+
+def _shipped_cache_dir(path, sha256, cache_dir):
+    """Cache folder holding emnist_all.sqlite built from the shipped file (keyed by checksum)."""
+    arrays = load_arrays(path, sha256)
+    folder = Path(cache_dir or CACHE_DIR) / sha256[:12]
+    db_path = folder / "emnist_all.sqlite"
+    if not db_path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_emnist_sqlite(arrays, db_path)
+    return folder
+
+
+def check_online(url=None, timeout=10.0):
+    """Raise `DataError` within `timeout` s unless `url` (default: TFF's EMNIST file) answers."""
+    url = url or EMNIST_URL
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            pass
+    except OSError as err:  # URLError, timeouts, refused connections
+        raise DataError(
+            f"Full federated EMNIST must be downloaded (about 170 MB) from {url}, and that "
+            f"address cannot be reached from this machine ({err}). Use the shipped writers "
+            f"(source='shipped', the default), or copy emnist_all.sqlite from an online machine "
+            f"into the cache folder (default ~/.tff)."
+        ) from None
+
+
+def _parse_example(serialized):
+    """tf.train.Example -> {'label': int32, 'pixels': float32 (28, 28)}, as TFF's EMNIST."""
+    import tensorflow as tf
+
+    spec = {
+        "pixels": tf.io.FixedLenFeature(shape=(28, 28), dtype=tf.float32),
+        "label": tf.io.FixedLenFeature(shape=(), dtype=tf.int64),
+    }
+    parsed = tf.io.parse_example(serialized, spec)
+    return collections.OrderedDict(label=tf.cast(parsed["label"], tf.int32), pixels=parsed["pixels"])
+
+
+def load_federated_digits(source="shipped", cache_dir=None, path=DATA_FILE, sha256=DATA_SHA256):
+    """Federated digits as TFF ClientData: `FederatedDigits(train, test, heldout)`.
+
+    source="shipped" (default, offline): the course's 104 training writers, their own test
+        examples, and 74 unseen writers, verified by checksum.
+    source="emnist": TFF's full federated EMNIST digits (3,383 writers; needs a download of about
+        170 MB the first time, into `cache_dir`, default ~/.tff). `heldout` is None.
+    Each client's dataset yields OrderedDict(label=int32, pixels=float32 (28, 28)).
+    """
+    import tensorflow_federated as tff
+
+    if source == "shipped":
+        folder = _shipped_cache_dir(path, sha256, cache_dir)
+    elif source == "emnist":
+        folder = Path(cache_dir or Path.home() / ".tff")
+        if not (folder / "emnist_all.sqlite").is_file():
+            check_online()
+    else:
+        raise ValueError(f"Unknown source {source!r}: use 'shipped' (offline, default) or 'emnist'.")
+    train, test = tff.simulation.datasets.emnist.load_data(only_digits=True, cache_dir=str(folder))
+    heldout = None
+    if source == "shipped":
+        heldout = tff.simulation.datasets.SqlClientData(
+            str(folder / "emnist_all.sqlite"), SPLITS["heldout"]
+        ).preprocess(lambda ds: ds.map(_parse_example))
+    return FederatedDigits(train, test, heldout)
+
+
+def check_client_ids(client_data, client_ids):
+    """Raise `UnknownClientError` naming every id that `client_data` does not hold."""
+    known = set(client_data.client_ids)
+    unknown = [cid for cid in client_ids if cid not in known]
+    if unknown:
+        raise UnknownClientError(
+            f"Unknown client id(s) {unknown[:5]}{' …' if len(unknown) > 5 else ''}: this ClientData "
+            f"holds {len(known)} clients, e.g. {sorted(known)[:3]}. Pick ids from `client_data.client_ids` "
+            f"(training writers and held-out writers are different ClientData objects)."
+        )
+    return list(client_ids)

@@ -1,0 +1,34 @@
+"""Figures the notebooks share. Each function draws on the current figure and returns the axes."""
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def sample_grid(pixels, labels, ncols=10, nrows=2, title=None):
+    """Show the first `ncols * nrows` digits (TFF convention: 1.0 = background) with their labels."""
+    n = min(len(pixels), ncols * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9, nrows * 1.05), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(np.asarray(pixels[i]).reshape(28, 28), cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_title(str(int(labels[i])), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return axes
+
+
+def plot_curves(curves, xlabel="epoch", ylabel="accuracy", title=None, ax=None, hline=None):
+    """Plot {name: list of values} against 1..N; `hline=(value, label)` draws a reference line."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for name, values in curves.items():
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    if hline is not None:
+        ax.axhline(hline[0], color="gray", linestyle="--", label=hline[1])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax

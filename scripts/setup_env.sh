@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build (or reuse) the course's virtual environment in .venv. Idempotent: a second run that finds
+# the same requirements already installed returns in well under a second.
+#   PYTHON=/path/to/python3.11 bash scripts/setup_env.sh   to choose the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+
+die() { printf '\nSET-UP STOPPED: %s\n\n' "$*" >&2; exit 1; }
+
+py_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+
+# TFF 0.87.0 (the newest release) declares Requires-Python >=3.9,<3.12; the course's pinned
+# requirements.txt is resolved for 3.11 (IPython 8.22 alone needs 3.10+), so we ask for 3.11.
+supported() { [ "$1" = "3.11" ]; }
+
+how_to_install="Install Python 3.11 (for example \`pyenv install 3.11\`, \`sudo apt install python3.11 python3.11-venv\`, \`brew install python@3.11\` or \`conda create -n tff python=3.11\`), then run this again, or point PYTHON at it: \`make setup PYTHON=/path/to/python3.11\`."
+
+if [ -n "${PYTHON:-}" ]; then
+  command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON is not an executable on this machine. $how_to_install"
+  version=$(py_version "$PYTHON") || die "PYTHON=$PYTHON does not run. $how_to_install"
+  supported "$version" || die "PYTHON=$PYTHON is Python $version, but the course needs Python 3.11: TensorFlow Federated (0.87.0, its newest release) does not install on Python 3.12 or newer, and the course's pinned packages are resolved for 3.11. $how_to_install"
+else
+  PYTHON=""
+  for candidate in python3.11 python3; do
+    command -v "$candidate" >/dev/null 2>&1 || continue
+    version=$(py_version "$candidate") || continue
+    if supported "$version"; then PYTHON=$candidate; break; fi
+  done
+  if [ -z "$PYTHON" ]; then
+    found=$(py_version python3 || true)
+    die "No Python 3.11 found${found:+ (python3 is Python $found)}. The course needs Python 3.11: TensorFlow Federated (0.87.0, its newest release) does not install on Python 3.12 or newer. $how_to_install"
+  fi
+fi
+
+stamp="$VENV/.course-installed"
+want=$( { "$PYTHON" -c 'import sys; print(sys.version)'; cat requirements.txt requirements-tff.txt pyproject.toml; } | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
+  echo "Course environment is up to date ($VENV, Python $(py_version "$VENV/bin/python"))."
+  exit 0
+fi
+
+if [ -x "$VENV/bin/python" ] && [ "$(py_version "$VENV/bin/python")" != "$(py_version "$PYTHON")" ]; then
+  echo "Rebuilding $VENV: it was made with Python $(py_version "$VENV/bin/python")."
+  rm -rf "$VENV"
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || die "\`$PYTHON -m venv\` failed; on Debian/Ubuntu install python$(py_version "$PYTHON")-venv."
+
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+echo "Installing the course's pinned packages into $VENV (a few minutes the first time)..."
+"${pip[@]}" install -q -r requirements.txt
+# TFF's own jax/jaxlib==0.4.14 pins have no wheel on the package index: install it without them
+# (requirements.txt pins the 0.4.13 pair, which works). See requirements.txt.
+"${pip[@]}" install -q --no-deps -r requirements-tff.txt
+"${pip[@]}" install -q --no-deps --no-build-isolation -e .
+
+# The kernel must start: this import is what fails when pip picks the wrong IPython.
+"$VENV/bin/python" -c 'import IPython, ipykernel, helpers' \
+  || die "the environment in $VENV cannot start a Jupyter kernel (see the error above)."
+echo "$want" > "$stamp"
+echo "Course environment ready: $VENV (Python $(py_version "$VENV/bin/python"))."

@@ -1,0 +1,61 @@
+"""Notebooks are stored clean and share one anatomy; code saved to helpers matches its notebook."""
+import ast
+import inspect
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def test_there_are_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_without_outputs(path):
+    for i, cell in enumerate(cells(path)):
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, f"cell {i} has outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_same_anatomy(path):
+    nb = cells(path)
+    text = "\n".join("".join(c["source"]) for c in nb if c["cell_type"] == "markdown")
+    code = "\n".join("".join(c["source"]) for c in nb if c["cell_type"] == "code")
+    first = "".join(nb[0]["source"])
+    assert first.startswith(f"# {path.name[:2]} · "), "title first"
+    assert "mybinder.org/v2/gh/" in first and path.name in first, "Binder badge opening this notebook"
+    assert "You will learn to" in first and "Time:" in first, "objectives and time"
+    order = ["## Setup", "## Step 1", "## Exercises", "## Recap", "## Next"]
+    positions = [text.find(h) for h in order]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(order, positions))
+    assert "runtime.setup()" in code
+    assert code.count("### BEGIN SOLUTION") == code.count("### END SOLUTION") >= 2
+    assert code.count("# Self-check") >= 2
+
+
+def _function_source(source, name):
+    tree = ast.parse(source)
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    return ast.get_source_segment(source, node)
+
+
+@pytest.mark.parametrize("notebook,module,name", [
+    ("01_model_and_centralized_baseline.ipynb", "helpers.model", "create_model"),
+])
+def test_code_saved_in_helpers_matches_its_notebook(notebook, module, name):
+    import importlib
+
+    code = [("".join(c["source"])) for c in cells(ROOT / "notebooks" / notebook) if c["cell_type"] == "code"]
+    taught = next(_function_source(c, name) for c in code if re.search(rf"^def {name}\(", c, re.M))
+    saved = inspect.getsource(getattr(importlib.import_module(module), name)).strip()
+    assert taught == saved
