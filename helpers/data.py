@@ -18,11 +18,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DATA_FILE = DATA_DIR / "femnist_digits_subset.npz"
 DATA_SHA256 = "cf6ad7e188ee5010f6f23ff4720e32f16d065bbe48142725c37c1fa09aa4ee16"
 CACHE_DIR = DATA_DIR / "cache"  # git-ignored; rebuilt from the .npz in about a second
+CACHE_LAYOUT = "v2"  # bump when _write_emnist_sqlite changes, so old caches are not reused
 
 # TFF's names for the two digit splits, plus ours for the writers that have no training data.
 SPLITS = {"train": "digits_only_train", "test": "digits_only_test", "heldout": "digits_only_heldout"}
@@ -90,16 +92,12 @@ def to_model_input(pixels):
     Inverting puts the background at zero, as in MNIST, so zero padding and ReLUs see "no ink".
     Works on NumPy arrays and tensors alike.
     """
-    import tensorflow as tf
-
     pixels = tf.convert_to_tensor(pixels, tf.float32)
     return tf.expand_dims(1.0 - pixels, axis=-1)
 
 
 def _write_emnist_sqlite(arrays, db_path):
     """Write the shipped arrays in the SQLite layout of TFF's `emnist_all.sqlite`."""
-    import tensorflow as tf
-
     tmp_path = Path(f"{db_path}.tmp{os.getpid()}")
     tmp_path.unlink(missing_ok=True)
     con = sqlite3.connect(tmp_path)
@@ -122,6 +120,9 @@ def _write_emnist_sqlite(arrays, db_path):
             "INSERT INTO client_metadata VALUES (?, ?, ?)",
             [(str(cid), split_name, int(n)) for cid, n in zip(ids, counts) if n > 0],
         )
+    # TFF selects one client's examples by (client_id, split_name): without an index every
+    # client dataset (and every local epoch) would scan the whole table.
+    con.execute("CREATE INDEX examples_by_client ON examples (client_id, split_name)")
     con.commit()
     con.close()
     os.replace(tmp_path, db_path)  # atomic: a reader never sees a half-written file
@@ -130,7 +131,7 @@ def _write_emnist_sqlite(arrays, db_path):
 def _shipped_cache_dir(path, sha256, cache_dir):
     """Cache folder holding emnist_all.sqlite built from the shipped file (keyed by checksum)."""
     arrays = load_arrays(path, sha256)
-    folder = Path(cache_dir or CACHE_DIR) / sha256[:12]
+    folder = Path(cache_dir or CACHE_DIR) / f"{sha256[:12]}-{CACHE_LAYOUT}"
     db_path = folder / "emnist_all.sqlite"
     if not db_path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -155,8 +156,6 @@ def check_online(url=None, timeout=10.0):
 
 def _parse_example(serialized):
     """tf.train.Example -> {'label': int32, 'pixels': float32 (28, 28)}, as TFF's EMNIST."""
-    import tensorflow as tf
-
     spec = {
         "pixels": tf.io.FixedLenFeature(shape=(28, 28), dtype=tf.float32),
         "label": tf.io.FixedLenFeature(shape=(), dtype=tf.int64),
@@ -204,3 +203,20 @@ def check_client_ids(client_data, client_ids):
             f"(training writers and held-out writers are different ClientData objects)."
         )
     return list(client_ids)
+
+
+def preprocess(dataset, batch_size=20, epochs=1, shuffle_buffer=512, seed=None):
+    """One client's pipeline, as taught in notebook 02: shuffle, repeat for local epochs, batch,
+    convert pixels to model input, prefetch. Yields OrderedDict(x=(B, 28, 28, 1) float32 with
+    ink = 1.0, y=(B,) int32): what `helpers.model.create_model` expects.
+
+    `seed` fixes the shuffle order (every pass over the dataset reshuffles, reproducibly).
+    """
+    def to_model_batch(batch):
+        return collections.OrderedDict(x=to_model_input(batch["pixels"]), y=batch["label"])
+
+    return (dataset.shuffle(shuffle_buffer, seed=seed)
+            .repeat(epochs)
+            .batch(batch_size)
+            .map(to_model_batch)
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,6 +1,6 @@
 """The course's model, saved here from notebook 01 (where it is taught) for later notebooks.
 
-tests/test_saved_code.py checks that this source and notebook 01's stay identical.
+tests/test_notebooks.py checks that this source and notebook 01's stay identical.
 """
 import tensorflow as tf
 
