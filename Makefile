@@ -3,7 +3,7 @@ PYTHON ?=
 VENV ?= .venv
 export PYTHON VENV
 
-.PHONY: setup lab test test-full clean
+.PHONY: setup lab test test-full bench clean
 
 setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
@@ -16,6 +16,9 @@ test: setup  ## unit tests + every notebook under nbval, in quick mode
 
 test-full: setup  ## the same with notebooks in full mode (their full assertions)
 	COURSE_QUICK=0 $(VENV)/bin/python -m pytest
+
+bench: setup  ## time and measure every notebook (full mode) and federated vs centralised throughput
+	$(VENV)/bin/python scripts/bench.py $(ARGS)
 
 clean:  ## remove the environment and generated files
 	rm -rf $(VENV) build artifacts data/cache

@@ -54,6 +54,8 @@ def _function_source(source, name):
     ("01_model_and_centralized_baseline.ipynb", "helpers.model", "create_model"),
     ("02_federated_data_and_preprocessing.ipynb", "helpers.data", "preprocess"),
     ("03_client_update.ipynb", "helpers.fedavg", "client_update"),
+    ("04_aggregation.ipynb", "helpers.fedavg", "server_optimizer_update"),
+    ("05_iterative_process.ipynb", "helpers.fedavg", "build_fedavg_process"),
 ])
 def test_code_saved_in_helpers_matches_its_notebook(notebook, module, name):
     import importlib

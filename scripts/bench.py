@@ -1,0 +1,227 @@
+"""The course's benchmark: notebook run times and memory, and federated vs centralised throughput.
+
+    make bench            # full mode; `make bench ARGS=--quick` for quick mode, `--skip-notebooks`
+                          # or `--skip-throughput` to run one half
+
+Writes build/bench.json and build/round_cost.png and prints a table. Never fails the build:
+a failing notebook is recorded with ok=false. Compare figures within one run; absolute times on
+shared 2-core machines are noisy, so every throughput figure is a median of repeats.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from helpers import runtime  # noqa: E402  (quiets TF, stops this process's workers at exit)
+
+BUILD = ROOT / "build"
+
+
+# --- 1. notebooks ---------------------------------------------------------------------------
+
+
+def _tree_rss(pid):
+    """Resident memory of a process and all its descendants (the kernel and its worker_binary)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_notebook(path, quick):
+    """Execute one notebook on a fresh kernel; return seconds, peak RSS (MB) of kernel + workers, ok."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ["COURSE_QUICK"] = "1" if quick else "0"  # the kernel inherits it
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            km = client.km
+            if km is not None and km.has_kernel and km.provisioner and getattr(km.provisioner, "process", None):
+                peak[0] = max(peak[0], _tree_rss(km.provisioner.process.pid))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start, ok, error = time.perf_counter(), True, ""
+    try:
+        client.execute()
+    except Exception as err:  # a failing notebook is a result, not a crash of the benchmark
+        ok, error = False, f"{type(err).__name__}: {str(err).splitlines()[-1] if str(err) else ''}"[:300]
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return {"name": path.name, "mode": "quick" if quick else "full", "seconds": round(seconds, 1),
+            "peak_rss_mb": round(peak[0] / 2**20), "ok": ok, **({"error": error} if error else {})}
+
+
+# --- 2. throughput ----------------------------------------------------------------------------
+
+
+def _median_min_max(values):
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1)}
+
+
+def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=20, round_costs=(5, 10, 20, 50)):
+    """Examples/s of notebook 05's FedAvg set-up, Keras `fit` and a compiled loop, on the same data."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    from helpers import data
+    from helpers.fedavg import build_fedavg_process
+    from helpers.model import create_model
+
+    runtime.set_seed()
+    train = data.load_federated_digits().train
+    ids = list(train.client_ids)
+    base = {cid: train.create_tf_dataset_for_client(cid) for cid in ids}
+    sizes = {cid: sum(1 for _ in base[cid]) for cid in ids}
+    element_spec = data.preprocess(base[ids[0]]).element_spec
+    process = build_fedavg_process(create_model, element_spec,
+                                   tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
+
+    def fedavg_rounds(cpr, n_rounds, state):
+        """Run rounds; return (state, [(seconds, examples)]), dataset building included (as in notebook 05)."""
+        out = []
+        for r in range(n_rounds):
+            chosen = np.random.default_rng([7, cpr, r]).choice(ids, size=cpr, replace=False)
+            start = time.perf_counter()
+            datasets = [data.preprocess(base[c], batch_size, local_epochs, seed=r) for c in chosen]
+            state, _ = process.next(state, datasets, 0.05)
+            out.append((time.perf_counter() - start, local_epochs * sum(sizes[c] for c in chosen)))
+        return state, out
+
+    state = process.initialize()
+    state, first = fedavg_rounds(clients_per_round, 1, state)
+    steady_rounds = max(repeats, 5) * 4
+    state, steady = fedavg_rounds(clients_per_round, steady_rounds, state)
+    # A repetition = 4 consecutive rounds, so that each median covers a variety of writers.
+    fed_rates = [sum(n for _, n in steady[i:i + 4]) / sum(s for s, _ in steady[i:i + 4]) for i in range(0, len(steady), 4)]
+
+    # Centralised references: the pooled training writers, same model and batch size.
+    x, y = data.pooled("train")
+    inputs = data.to_model_input(x)
+    model = create_model()
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    fit_times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        model.fit(inputs, y, batch_size=batch_size, epochs=1, verbose=0)
+        fit_times.append(time.perf_counter() - start)
+    fit_rates = [len(y) / t for t in fit_times[1:]]
+
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(len(y), seed=0).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    model = create_model()
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def train_epoch(ds):
+        for xb, yb in ds:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+            for v, g in zip(model.trainable_variables, tape.gradient(loss, model.trainable_variables)):
+                v.assign_sub(0.05 * g)
+
+    loop_times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        train_epoch(dataset)
+        loop_times.append(time.perf_counter() - start)
+    loop_rates = [len(y) / t for t in loop_times[1:]]
+
+    # Round cost against clients per round (same local epochs; median of 3 rounds after one warm-up).
+    cost = []
+    for cpr in round_costs:
+        _, rounds = fedavg_rounds(cpr, 4, state)
+        cost.append({"clients_per_round": cpr, "median_round_s": round(statistics.median(s for s, _ in rounds[1:]), 3),
+                     "examples_per_s": round(statistics.median(n / s for s, n in rounds[1:]))})
+
+    fed, fit, loop = (statistics.median(r) for r in (fed_rates, fit_rates, loop_rates))
+    return {
+        "federated_examples_per_s": round(fed), "centralized_examples_per_s": round(fit),
+        "compiled_loop_examples_per_s": round(loop),
+        "ratio": round(fed / fit, 2), "ratio_to_compiled": round(fed / loop, 2),
+        "first_round_s": round(first[0][0], 2), "first_fit_epoch_s": round(fit_times[0], 2),
+        "first_loop_epoch_s": round(loop_times[0], 2),
+        "spread": {"federated": _median_min_max(fed_rates), "centralized": _median_min_max(fit_rates),
+                   "compiled_loop": _median_min_max(loop_rates)},
+        "repeats": repeats, "clients_per_round": clients_per_round, "local_epochs": local_epochs,
+        "batch_size": batch_size, "round_cost": cost,
+    }
+
+
+def plot_round_cost(cost, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([c["clients_per_round"] for c in cost], [c["median_round_s"] for c in cost], marker="o")
+    ax.set_xlabel("clients per round"); ax.set_ylabel("seconds per round (median)")
+    ax.set_title("cost of a FedAvg round (3 local epochs)"); ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="run the notebooks in quick mode")
+    parser.add_argument("--skip-notebooks", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    BUILD.mkdir(exist_ok=True)
+    result = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                          "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}}
+    if not args.skip_notebooks:
+        result["notebooks"] = []
+        for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            row = run_notebook(path, args.quick)
+            result["notebooks"].append(row)
+            print(f"{row['name']:45s} {row['mode']:5s} {row['seconds']:7.1f} s {row['peak_rss_mb']:6d} MB  "
+                  f"{'ok' if row['ok'] else 'FAILED ' + row.get('error', '')}", flush=True)
+        total = sum(r["seconds"] for r in result["notebooks"])
+        print(f"{'whole course':45s} {'':5s} {total:7.1f} s {max(r['peak_rss_mb'] for r in result['notebooks']):6d} MB (max)")
+    if not args.skip_throughput:
+        t = measure_throughput(args.repeats)
+        result["throughput"] = t
+        plot_round_cost(t["round_cost"], BUILD / "round_cost.png")
+        print(f"\nthroughput, batch {t['batch_size']}, median of {t['repeats']} repeats (min-max), examples/s:")
+        for name, key in (("FedAvg (notebook 05 set-up)", "federated"), ("Keras fit", "centralized"),
+                          ("compiled tf.function loop", "compiled_loop")):
+            s = t["spread"][key]
+            print(f"  {name:30s} {s['median']:8.0f}  ({s['min']:.0f}-{s['max']:.0f})")
+        print(f"  ratio federated/fit {t['ratio']}, federated/compiled {t['ratio_to_compiled']}; first round "
+              f"{t['first_round_s']} s, first fit epoch {t['first_fit_epoch_s']} s")
+        print("  round cost:", ", ".join(f"{c['clients_per_round']} clients {c['median_round_s']} s" for c in t["round_cost"]))
+    (BUILD / "bench.json").write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {BUILD / 'bench.json'}")
+
+
+if __name__ == "__main__":
+    main()
