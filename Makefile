@@ -9,7 +9,7 @@ setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
 
 lab: setup  ## open the course in JupyterLab at the first notebook
-	$(VENV)/bin/jupyter lab notebooks/00_environment_and_vocabulary.ipynb
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_environment_and_vocabulary.ipynb
 
 test: setup  ## unit tests + every notebook under nbval, in quick mode
 	COURSE_QUICK=$${COURSE_QUICK:-1} $(VENV)/bin/python -m pytest

@@ -34,6 +34,18 @@ def _leaked_workers(grace_seconds=15.0):
         time.sleep(0.5)
 
 
+def _reap_exited_children():
+    """Collect the exit status of finished children (orphans adopted as subreaper included),
+    so none lingers as a zombie once pytest ends."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def pytest_sessionfinish(session, exitstatus):
     runtime.stop_workers()
     leaked = _leaked_workers()
@@ -44,3 +56,4 @@ def pytest_sessionfinish(session, exitstatus):
             f"them (pids {leaked}); stopped now. A notebook kernel or test leaks workers.\n"
         )
         session.exitstatus = 1
+    _reap_exited_children()

@@ -1,7 +1,9 @@
-"""The set-up script refuses Pythons TFF cannot run on, at once and with what to install."""
+"""The set-up: refuses Pythons TFF cannot run on, and builds an environment that runs notebooks."""
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,34 @@ def test_environment_pins_are_installed():
     assert version("tensorflow-federated") == "0.87.0"
     assert version("ipython") == "8.22.2"
     assert version("tensorflow") == "2.14.1"
+
+
+def test_jupyterlab_serves_the_course(tmp_path):
+    """What `make lab` starts: JupyterLab must import and serve (a pin once broke its import)."""
+    import time
+    import urllib.request
+
+    import portpicker
+    import psutil
+
+    port = portpicker.pick_unused_port()
+    log = open(tmp_path / "lab.log", "w")
+    lab = subprocess.Popen(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--allow-root", f"--ServerApp.port={port}",
+         "--IdentityProvider.token=", f"--ServerApp.root_dir={ROOT}"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, body = time.monotonic() + 60, None
+        while time.monotonic() < deadline and lab.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/notebooks", timeout=2) as reply:
+                    body = json.loads(reply.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, (tmp_path / "lab.log").read_text()[-2000:]
+        assert "00_environment_and_vocabulary.ipynb" in [item["name"] for item in body["content"]]
+    finally:
+        for proc in [psutil.Process(lab.pid)] + psutil.Process(lab.pid).children(recursive=True):
+            proc.terminate()
+        lab.wait(timeout=20)
+        log.close()
