@@ -5,6 +5,7 @@
 - model:    the CNN taught in notebook 01
 - plotting: figures the notebooks share
 - progress: one progress bar for long loops
+- workers:  run TFF on executor workers (worker_binary) instead of the local runtime
 
 The code each notebook teaches (model, client update, aggregation, process) lives in the
 notebooks themselves; code later notebooks reuse is saved here from the notebook that taught it.

@@ -94,7 +94,10 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     from helpers.fedavg import build_fedavg_process
     from helpers.model import create_model
 
+    from helpers import workers
+
     runtime.set_seed()
+    workers.use_workers_from_env()  # COURSE_WORKERS: measure on executor workers instead
     train = data.load_federated_digits().train
     ids = list(train.client_ids)
     base = {cid: train.create_tf_dataset_for_client(cid) for cid in ids}

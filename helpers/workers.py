@@ -1,0 +1,128 @@
+"""Run the course's TFF computations on executor workers: TFF's own `worker_binary` gRPC service,
+on this machine or others, instead of the local runtime (issue 5; notebook 08 will teach it).
+
+    with workers.local_workers(2) as addresses:   # started here, always stopped by pid
+        workers.use_workers(addresses)            # TFF's default context now runs on them
+        ...
+        workers.use_local_runtime()
+
+`COURSE_WORKERS=host:port[,host:port...]` makes `use_workers_from_env()` (called by notebook 05
+and the benchmark) point TFF at workers that are already running. The worker speaks plain gRPC
+without TLS: between machines, use a private network or a tunnel.
+"""
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+from helpers import runtime
+
+ENV_VAR = "COURSE_WORKERS"
+_GRPC_OPTIONS = [  # as TFF's local runtime: models and datasets travel in single messages
+    ("grpc.max_message_length", 2 * 1000 * 1000 * 1000),
+    ("grpc.max_receive_message_length", 2 * 1000 * 1000 * 1000),
+    ("grpc.max_send_message_length", 2 * 1000 * 1000 * 1000),
+]
+
+
+class WorkerUnreachableError(RuntimeError):
+    """A worker address that does not answer."""
+
+
+def worker_binary():
+    """Path of the `worker_binary` shipped inside the TFF wheel."""
+    import tensorflow_federated as tff
+
+    return Path(tff.__file__).resolve().parent / "data" / "worker_binary"
+
+
+def connect(address, timeout=10.0):
+    """A gRPC channel to the worker at `address` ("host:port"), once it answers; else a clear error."""
+    import grpc
+
+    channel = grpc.insecure_channel(address, _GRPC_OPTIONS)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        channel.close()
+        raise WorkerUnreachableError(
+            f"No TFF worker answers at {address} (waited {timeout:g} s). Start one there with "
+            f"`{worker_binary()} --port=PORT` and make sure the port is reachable from this machine, "
+            f"or unset {ENV_VAR} to train on the local runtime."
+        ) from None
+    return channel
+
+
+def _executor_factory(channel):
+    import tensorflow_federated as tff
+
+    stub = tff.framework.RemoteExecutorGrpcStub(channel)
+
+    def stack_fn(cardinalities):
+        # The worker needs a CLIENTS cardinality even for computations without client values
+        # ("No cardinality provided"); TFF's own local factory defaults it to 0 the same way.
+        if cardinalities.get(tff.CLIENTS) is None:
+            cardinalities[tff.CLIENTS] = 0
+        executor = tff.framework.RemoteExecutor(stub)
+        executor.set_cardinalities(cardinalities)
+        return executor
+
+    return tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)
+
+
+def use_workers(addresses, timeout=10.0):
+    """Make TFF run computations on the workers at `addresses` (one, or several sharing the clients)."""
+    import tensorflow_federated as tff
+
+    if isinstance(addresses, str):
+        addresses = [addresses]
+    if not addresses:
+        raise ValueError("use_workers needs at least one 'host:port' address.")
+    channels = [connect(address, timeout) for address in addresses]
+    options = dict(compiler_fn=tff.backends.native.desugar_and_transform_to_native,
+                   transform_args=tff.tensorflow.transform_args, transform_result=tff.tensorflow.transform_result)
+    if len(channels) == 1:
+        context = tff.framework.SyncExecutionContext(_executor_factory(channels[0]), **options)
+    else:  # TFF splits each round's clients across the workers and merges their results
+        context = tff.backends.native.create_mergeable_comp_execution_context(
+            [tff.framework.AsyncExecutionContext(_executor_factory(c), **options) for c in channels])
+    tff.framework.set_default_context(context)
+    return list(addresses)
+
+
+def use_local_runtime():
+    """Back to TFF's default: a local worker_binary started on demand."""
+    import tensorflow_federated as tff
+
+    tff.backends.native.set_sync_local_cpp_execution_context()
+
+
+def use_workers_from_env(timeout=10.0):
+    """If COURSE_WORKERS is set, run on those workers and return their addresses; else None."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    if not value:
+        return None
+    return use_workers([a.strip() for a in value.split(",") if a.strip()], timeout)
+
+
+@contextlib.contextmanager
+def local_workers(count, startup_timeout=30.0, log_dir=None):
+    """Start `count` workers on loopback; yield their addresses; always stop them (by pid)."""
+    import portpicker
+
+    procs = []
+    try:
+        addresses = []
+        for _ in range(count):
+            port = portpicker.pick_unused_port()
+            log = open(os.path.join(log_dir, f"worker-{port}.log"), "w") if log_dir else subprocess.DEVNULL
+            procs.append(subprocess.Popen([str(worker_binary()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
+                                          stdout=log, stderr=subprocess.STDOUT))
+            addresses.append(f"127.0.0.1:{port}")
+        for address in addresses:
+            connect(address, startup_timeout).close()
+        yield addresses
+    finally:
+        runtime.stop_processes([p.pid for p in procs])
+        for p in procs:
+            p.wait(timeout=10)

@@ -1,0 +1,74 @@
+"""The course's FedAvg on TFF executor workers over loopback (helpers.workers)."""
+import time
+
+import numpy as np
+import psutil
+import pytest
+import tensorflow_federated as tff
+
+from helpers import data, workers
+from helpers.fedavg import build_fedavg_process
+from helpers.model import create_model
+
+
+def two_rounds(process, train_data):
+    state = process.initialize()
+    initial = [np.array(w) for w in state["weights"]]
+    for round_num in range(2):
+        ids = train_data.client_ids[round_num * 4:(round_num + 1) * 4]
+        datasets = [data.preprocess(train_data.create_tf_dataset_for_client(c), epochs=1, seed=round_num) for c in ids]
+        state, metrics = process.next(state, datasets, 0.1)
+    return initial, state, metrics
+
+
+@pytest.fixture(scope="module")
+def fedavg():
+    train_data = data.load_federated_digits().train
+    element_spec = data.preprocess(train_data.create_tf_dataset_for_client(train_data.client_ids[0])).element_spec
+    process = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(1.0, momentum=0.9))
+    return process, train_data
+
+
+@pytest.mark.parametrize("count", [
+    1,
+    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
+        "known: over two workers (TFF's mergeable-comp context) the course's FedAvg weights differ from "
+        "the local run by ~1e-2 after 2 rounds, with or without server momentum, although a weighted "
+        "federated_mean alone agrees exactly; under investigation (issue 5)"))),
+])
+def test_rounds_on_workers_match_the_local_runtime(fedavg, count, tmp_path):
+    process, train_data = fedavg
+    workers.use_local_runtime()
+    runtime_state = two_rounds(process, train_data)
+    with workers.local_workers(count, log_dir=str(tmp_path)) as addresses:
+        pids = [c.pid for c in psutil.Process().children() if c.cmdline()[:1] and c.cmdline()[0].endswith("worker_binary")
+                and any(a.split(":")[1] in " ".join(c.cmdline()) for a in addresses)]
+        assert len(pids) == count
+        try:
+            workers.use_workers(addresses)
+            # same initial weights for both runs: start the remote run from the local run's initial state
+            state = process.initialize()
+            state["weights"] = runtime_state[0]
+            for round_num in range(2):
+                ids = train_data.client_ids[round_num * 4:(round_num + 1) * 4]
+                datasets = [data.preprocess(train_data.create_tf_dataset_for_client(c), epochs=1, seed=round_num) for c in ids]
+                state, metrics = process.next(state, datasets, 0.1)
+        finally:
+            workers.use_local_runtime()
+    for a, b in zip(state["weights"], runtime_state[1]["weights"]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(metrics["loss"], runtime_state[2]["loss"], rtol=1e-4)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+
+
+def test_dead_address_fails_fast_and_names_it():
+    start = time.monotonic()
+    with pytest.raises(workers.WorkerUnreachableError, match="127.0.0.1:9") as err:
+        workers.use_workers(["127.0.0.1:9"], timeout=3)
+    assert time.monotonic() - start < 10
+    assert "COURSE_WORKERS" in str(err.value)
+
+
+def test_env_var_unset_means_local(monkeypatch):
+    monkeypatch.delenv("COURSE_WORKERS", raising=False)
+    assert workers.use_workers_from_env() is None
