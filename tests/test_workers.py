@@ -6,19 +6,18 @@ import psutil
 import pytest
 import tensorflow_federated as tff
 
-from helpers import data, workers
+from helpers import data, runtime, workers
 from helpers.fedavg import build_fedavg_process
 from helpers.model import create_model
 
 
-def two_rounds(process, train_data):
-    state = process.initialize()
-    initial = [np.array(w) for w in state["weights"]]
+def two_rounds(process, train_data, state):
+    """Two rounds of 4 writers each from `state`; returns (state, metrics of the last round)."""
     for round_num in range(2):
         ids = train_data.client_ids[round_num * 4:(round_num + 1) * 4]
         datasets = [data.preprocess(train_data.create_tf_dataset_for_client(c), epochs=1, seed=round_num) for c in ids]
         state, metrics = process.next(state, datasets, 0.1)
-    return initial, state, metrics
+    return state, metrics
 
 
 @pytest.fixture(scope="module")
@@ -39,25 +38,20 @@ def fedavg():
 def test_rounds_on_workers_match_the_local_runtime(fedavg, count, tmp_path):
     process, train_data = fedavg
     workers.use_local_runtime()
-    runtime_state = two_rounds(process, train_data)
+    initial = process.initialize()
+    local_state, local_metrics = two_rounds(process, train_data, initial)
     with workers.local_workers(count, log_dir=str(tmp_path)) as addresses:
-        pids = [c.pid for c in psutil.Process().children() if c.cmdline()[:1] and c.cmdline()[0].endswith("worker_binary")
-                and any(a.split(":")[1] in " ".join(c.cmdline()) for a in addresses)]
+        ports = {f"--port={a.rsplit(':', 1)[1]}" for a in addresses}
+        pids = [pid for pid in runtime.worker_pids() if ports & set(psutil.Process(pid).cmdline())]
         assert len(pids) == count
         try:
             workers.use_workers(addresses)
-            # same initial weights for both runs: start the remote run from the local run's initial state
-            state = process.initialize()
-            state["weights"] = runtime_state[0]
-            for round_num in range(2):
-                ids = train_data.client_ids[round_num * 4:(round_num + 1) * 4]
-                datasets = [data.preprocess(train_data.create_tf_dataset_for_client(c), epochs=1, seed=round_num) for c in ids]
-                state, metrics = process.next(state, datasets, 0.1)
+            state, metrics = two_rounds(process, train_data, initial)  # same initial weights as the local run
         finally:
             workers.use_local_runtime()
-    for a, b in zip(state["weights"], runtime_state[1]["weights"]):
+    for a, b in zip(state["weights"], local_state["weights"]):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    np.testing.assert_allclose(metrics["loss"], runtime_state[2]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(metrics["loss"], local_metrics["loss"], rtol=1e-4)
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
 
 
