@@ -38,7 +38,8 @@ def client_update(model, dataset, server_weights, client_learning_rate):
         num_examples += batch_size
         loss_sum += loss * tf.cast(batch_size, tf.float32)
         predicted = tf.argmax(predictions, axis=-1, output_type=tf.int32)
-        num_correct += tf.reduce_sum(tf.cast(predicted == batch["y"], tf.int32))
+        # tf.equal, not ==: where TFF traces this as a graph, == compares the tensor objects
+        num_correct += tf.reduce_sum(tf.cast(tf.equal(predicted, batch["y"]), tf.int32))
 
     weights_delta = [variable - received for variable, received in zip(client_weights, server_weights)]
     seen = tf.maximum(tf.cast(num_examples, tf.float32), 1.0)

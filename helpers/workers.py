@@ -70,6 +70,43 @@ def _executor_factory(channel):
     return tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn)
 
 
+def _fix_client_partitioning():
+    """Correct how TFF 0.87.0's mergeable-comp context splits a round's clients across workers.
+
+    TFF walks the computation's argument (a struct, e.g. (state, client_datasets, learning_rate))
+    and takes the "which clients are left" counters from the struct's *last* element. When that
+    element is not CLIENTS-placed, the counters never advance, so every worker receives the first
+    worker's share of clients and the rest are never trained: with 4 writers over 2 workers, the
+    round trained writers 0 and 1 twice (notebook 08 shows it). Here the counters come from the
+    element that actually consumed clients. Leaves are still split by TFF's own code.
+    """
+    from tensorflow_federated.python.core.impl.execution_contexts import mergeable_comp_execution_context as mcec
+    from tensorflow_federated.python.core.impl.types import computation_types
+    from tensorflow_federated.python.common_libs import structure
+
+    original = getattr(mcec._partition_value, "course_original", mcec._partition_value)
+
+    def partition_value(val, type_signature):
+        if not isinstance(type_signature, computation_types.StructType):
+            return original(val, type_signature)
+        results = []
+        for (_, element), (name, element_type) in zip(structure.iter_elements(structure.from_container(val.payload)),
+                                                      structure.iter_elements(type_signature)):
+            start = mcec._PartitioningValue(element, val.num_remaining_clients, val.num_remaining_partitions,
+                                            val.last_client_index)
+            results.append((name, partition_value(start, element_type)))
+        if not results:
+            raise ValueError(f"Expected the value to not be empty, found {val}.")
+        consumed = [r for _, r in results if r.num_remaining_partitions != val.num_remaining_partitions]
+        counters = consumed[0] if consumed else val
+        return mcec._PartitioningValue(structure.Struct([(name, r.payload) for name, r in results]),
+                                       counters.num_remaining_clients, counters.num_remaining_partitions,
+                                       counters.last_client_index)
+
+    partition_value.course_original = original
+    mcec._partition_value = partition_value
+
+
 def use_workers(addresses, timeout=10.0):
     """Make TFF run computations on the workers at `addresses` (one, or several sharing the clients)."""
     import tensorflow_federated as tff
@@ -84,6 +121,7 @@ def use_workers(addresses, timeout=10.0):
     if len(channels) == 1:
         context = tff.framework.SyncExecutionContext(_executor_factory(channels[0]), **options)
     else:  # TFF splits each round's clients across the workers and merges their results
+        _fix_client_partitioning()
         context = tff.backends.native.create_mergeable_comp_execution_context(
             [tff.framework.AsyncExecutionContext(_executor_factory(c), **options) for c in channels])
     tff.framework.set_default_context(context)

@@ -65,3 +65,16 @@ def test_client_update_contract(train_data):
         np.testing.assert_allclose(variable.numpy(), (received + delta).numpy(), atol=1e-6)
     empty = client_update(model, dataset.take(0), server_weights, 0.1)
     assert int(empty.num_examples) == 0 and all(float(tf.reduce_max(tf.abs(d))) == 0.0 for d in empty.weights_delta)
+
+
+def test_round_metrics_equal_the_eager_client_update(train_data):
+    # Under TFF the client update is traced as a graph; its metrics must be the ones it computes
+    # eagerly (once `==` there compared tensor objects and the accuracy was always 0).
+    dataset = round_datasets(train_data, 0, clients=1)
+    process = build_fedavg_process(create_model, dataset[0].element_spec, tff.learning.optimizers.build_sgdm(1.0))
+    state = process.initialize()
+    _, metrics = process.next(state, dataset, CLIENT_LR)
+    eager = client_update(create_model(), dataset[0], [tf.constant(w) for w in state["weights"]], CLIENT_LR)
+    assert eager.accuracy > 0.0
+    np.testing.assert_allclose(metrics["accuracy"], eager.accuracy.numpy(), atol=1e-6)
+    np.testing.assert_allclose(metrics["loss"], eager.loss.numpy(), rtol=1e-5)
