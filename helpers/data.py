@@ -154,6 +154,12 @@ def check_online(url=None, timeout=10.0):
         ) from None
 
 
+def shipped_database(cache_dir=None):
+    """Path of the SQLite file the shipped writers are read from. Client datasets name this path,
+    so an executor worker on another machine needs the file at the same place (notebook 08)."""
+    return _shipped_cache_dir(DATA_FILE, DATA_SHA256, cache_dir) / "emnist_all.sqlite"
+
+
 def _parse_example(serialized):
     """tf.train.Example -> {'label': int32, 'pixels': float32 (28, 28)}, as TFF's EMNIST."""
     spec = {
