@@ -106,15 +106,24 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     process = build_fedavg_process(create_model, element_spec,
                                    tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
 
-    def fedavg_rounds(cpr, n_rounds, state):
-        """Run rounds; return (state, [(seconds, examples)]), dataset building included (as in notebook 05)."""
+    build_seconds = []  # Python-side: building one round's client datasets, per client
+
+    def fedavg_rounds(cpr, n_rounds, state, examples_per_client=None):
+        """Run rounds; return (state, [(seconds, examples)]), dataset building included (as in notebook 05).
+
+        `examples_per_client=1` gives every client a one-example dataset: what is left is overhead.
+        """
         out = []
         for r in range(n_rounds):
             chosen = np.random.default_rng([7, cpr, r]).choice(ids, size=cpr, replace=False)
             start = time.perf_counter()
-            datasets = [data.preprocess(base[c], batch_size, local_epochs, seed=r) for c in chosen]
+            sources = [base[c].take(examples_per_client) if examples_per_client else base[c] for c in chosen]
+            datasets = [data.preprocess(source, batch_size, 1 if examples_per_client else local_epochs, seed=r)
+                        for source in sources]
+            build_seconds.append((time.perf_counter() - start) / cpr)
             state, _ = process.next(state, datasets, 0.05)
-            out.append((time.perf_counter() - start, local_epochs * sum(sizes[c] for c in chosen)))
+            examples = examples_per_client * cpr if examples_per_client else local_epochs * sum(sizes[c] for c in chosen)
+            out.append((time.perf_counter() - start, examples))
         return state, out
 
     state = process.initialize()
@@ -162,6 +171,23 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
         cost.append({"clients_per_round": cpr, "median_round_s": round(statistics.median(s for s, _ in rounds[1:]), 3),
                      "examples_per_s": round(statistics.median(n / s for s, n in rounds[1:]))})
 
+    # Where a round's time goes: rounds whose clients hold one example each cost only overhead.
+    # A line through (clients, seconds) splits it into a fixed part per round and a part per client.
+    tiny = []
+    for cpr in (1, 5, 10):
+        _, rounds = fedavg_rounds(cpr, 5, state, examples_per_client=1)
+        tiny.append((cpr, statistics.median(s for s, _ in rounds[1:])))
+    per_client_s, per_round_s = np.polyfit([c for c, _ in tiny], [s for _, s in tiny], 1)
+    steady_seconds = sum(s for s, _ in steady)
+    overhead_seconds = len(steady) * (per_round_s + clients_per_round * per_client_s)
+    overhead = {
+        "per_round_s": round(float(per_round_s), 3), "per_client_s": round(float(per_client_s), 3),
+        "python_dataset_build_s_per_client": round(statistics.median(build_seconds), 3),
+        "share_of_steady_round": round(overhead_seconds / steady_seconds, 2),
+        "training_examples_per_s_without_overhead": round(sum(n for _, n in steady) / (steady_seconds - overhead_seconds)),
+        "one_example_rounds_s": {str(c): round(s, 3) for c, s in tiny},
+    }
+
     fed, fit, loop = (statistics.median(r) for r in (fed_rates, fit_rates, loop_rates))
     return {
         "federated_examples_per_s": round(fed), "centralized_examples_per_s": round(fit),
@@ -172,7 +198,7 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
         "spread": {"federated": _median_min_max(fed_rates), "centralized": _median_min_max(fit_rates),
                    "compiled_loop": _median_min_max(loop_rates)},
         "repeats": repeats, "clients_per_round": clients_per_round, "local_epochs": local_epochs,
-        "batch_size": batch_size, "round_cost": cost,
+        "batch_size": batch_size, "round_cost": cost, "overhead": overhead,
     }
 
 
@@ -222,6 +248,10 @@ def main():
         print(f"  ratio federated/fit {t['ratio']}, federated/compiled {t['ratio_to_compiled']}; first round "
               f"{t['first_round_s']} s, first fit epoch {t['first_fit_epoch_s']} s")
         print("  round cost:", ", ".join(f"{c['clients_per_round']} clients {c['median_round_s']} s" for c in t["round_cost"]))
+        o = t["overhead"]
+        print(f"  overhead: {o['per_round_s']} s per round + {o['per_client_s']} s per client (one-example rounds; "
+              f"{o['python_dataset_build_s_per_client']} s of it building a client's dataset in Python) = "
+              f"{o['share_of_steady_round']:.0%} of a steady round; without it {o['training_examples_per_s_without_overhead']} examples/s")
     (BUILD / "bench.json").write_text(json.dumps(result, indent=2))
     print(f"\nwrote {BUILD / 'bench.json'}")
 
