@@ -252,8 +252,11 @@ def main():
         print(f"  overhead: {o['per_round_s']} s per round + {o['per_client_s']} s per client (one-example rounds; "
               f"{o['python_dataset_build_s_per_client']} s of it building a client's dataset in Python) = "
               f"{o['share_of_steady_round']:.0%} of a steady round; without it {o['training_examples_per_s_without_overhead']} examples/s")
-    (BUILD / "bench.json").write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {BUILD / 'bench.json'}")
+    path = BUILD / "bench.json"
+    if path.exists() and (args.skip_notebooks or args.skip_throughput):  # keep the half not re-run
+        result = {**json.loads(path.read_text()), **result}
+    path.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":
