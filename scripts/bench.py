@@ -232,13 +232,16 @@ def main():
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}}
     if not args.skip_notebooks:
         result["notebooks"] = []
-        for path in sorted((ROOT / "notebooks").glob(f"[0-9][0-9]_*{args.only}*.ipynb")):
+        paths = [p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if args.only in p.name]
+        if not paths:
+            parser.error(f"no notebook name contains {args.only!r}")
+        for path in paths:
             row = run_notebook(path, args.quick)
             result["notebooks"].append(row)
             print(f"{row['name']:45s} {row['mode']:5s} {row['seconds']:7.1f} s {row['peak_rss_mb']:6d} MB  "
                   f"{'ok' if row['ok'] else 'FAILED ' + row.get('error', '')}", flush=True)
         total = sum(r["seconds"] for r in result["notebooks"])
-        print(f"{'whole course':45s} {'':5s} {total:7.1f} s {max(r['peak_rss_mb'] for r in result['notebooks']):6d} MB (max)")
+        print(f"{'all notebooks run' if not args.only else 'notebooks run':45s} {'':5s} {total:7.1f} s {max(r['peak_rss_mb'] for r in result['notebooks']):6d} MB (max)")
     if not args.skip_throughput:
         t = measure_throughput(args.repeats)
         result["throughput"] = t
@@ -256,8 +259,13 @@ def main():
               f"{o['python_dataset_build_s_per_client']} s of it building a client's dataset in Python) = "
               f"{o['share_of_steady_round']:.0%} of a steady round; without it {o['training_examples_per_s_without_overhead']} examples/s")
     path = BUILD / "bench.json"
-    if path.exists() and (args.skip_notebooks or args.skip_throughput):  # keep the half not re-run
-        result = {**json.loads(path.read_text()), **result}
+    if path.exists() and (args.skip_notebooks or args.skip_throughput or args.only):  # keep what was not re-run
+        previous = json.loads(path.read_text())
+        if args.only and "notebooks" in result:
+            fresh = {row["name"] for row in result["notebooks"]}
+            result["notebooks"] = sorted([row for row in previous.get("notebooks", []) if row["name"] not in fresh]
+                                         + result["notebooks"], key=lambda row: row["name"])
+        result = {**previous, **result}
     path.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {path}")
 
