@@ -109,13 +109,13 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     build_seconds = []  # Python-side: building one round's client datasets, per client
     compiled_preprocess = tf.function(data.preprocess)  # as notebook 05: traced once, a tensor seed per round
 
-    def fedavg_rounds(cpr, n_rounds, state, examples_per_client=None):
+    def fedavg_rounds(cpr, n_rounds, state, examples_per_client=None, first_round=0):
         """Run rounds; return (state, [(seconds, examples)]), dataset building included, as notebook 05 does.
 
         `examples_per_client=1` gives every client a one-example dataset: what is left is overhead.
         """
         out = []
-        for r in range(n_rounds):
+        for r in range(first_round, first_round + n_rounds):
             chosen = np.random.default_rng([7, cpr, r]).choice(ids, size=cpr, replace=False)
             start = time.perf_counter()
             sources = [base[c].take(examples_per_client) if examples_per_client else base[c] for c in chosen]
@@ -128,43 +128,47 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
             out.append((time.perf_counter() - start, examples))
         return state, out
 
-    state = process.initialize()
-    state, first = fedavg_rounds(clients_per_round, 1, state)
-    steady_rounds = max(repeats, 5) * 4
-    state, steady = fedavg_rounds(clients_per_round, steady_rounds, state)
-    # A repetition = 4 consecutive rounds, so that each median covers a variety of writers.
-    fed_rates = [sum(n for _, n in steady[i:i + 4]) / sum(s for s, _ in steady[i:i + 4]) for i in range(0, len(steady), 4)]
-
     # Centralised references: the pooled training writers, same model and batch size.
     x, y = data.pooled("train")
     inputs = data.to_model_input(x)
-    model = create_model()
-    model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
-    fit_times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        model.fit(inputs, y, batch_size=batch_size, epochs=1, verbose=0)
-        fit_times.append(time.perf_counter() - start)
-    fit_rates = [len(y) / t for t in fit_times[1:]]
-
+    fit_model = create_model()
+    fit_model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
     dataset = tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(len(y), seed=0).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    model = create_model()
+    loop_model = create_model()
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
 
     @tf.function
     def train_epoch(ds):
         for xb, yb in ds:
             with tf.GradientTape() as tape:
-                loss = loss_fn(yb, model(xb, training=True))
-            for v, g in zip(model.trainable_variables, tape.gradient(loss, model.trainable_variables)):
+                loss = loss_fn(yb, loop_model(xb, training=True))
+            for v, g in zip(loop_model.trainable_variables, tape.gradient(loss, loop_model.trainable_variables)):
                 v.assign_sub(0.05 * g)
 
-    loop_times = []
-    for _ in range(repeats + 1):
+    def timed(fn):
         start = time.perf_counter()
-        train_epoch(dataset)
-        loop_times.append(time.perf_counter() - start)
-    loop_rates = [len(y) / t for t in loop_times[1:]]
+        fn()
+        return time.perf_counter() - start
+
+    def fit_epoch():
+        fit_model.fit(inputs, y, batch_size=batch_size, epochs=1, verbose=0)
+
+    # First round / epoch (tracing, warm-up) apart; then the three take turns, repetition by
+    # repetition, so that each repetition's ratios compare runs made within the same minute: these
+    # shared VMs have slow phases (both centralised references fell to ~2,040 examples/s in some).
+    state = process.initialize()
+    state, first = fedavg_rounds(clients_per_round, 1, state)
+    first_fit, first_loop = timed(fit_epoch), timed(lambda: train_epoch(dataset))
+    steady, fed_rates, fit_rates, loop_rates = [], [], [], []
+    for i in range(max(repeats, 5)):
+        # A repetition = 4 consecutive rounds, so that each covers a variety of writers.
+        state, rounds = fedavg_rounds(clients_per_round, 4, state, first_round=1 + 4 * i)
+        steady += rounds
+        fed_rates.append(sum(n for _, n in rounds) / sum(s for s, _ in rounds))
+        fit_rates.append(len(y) / timed(fit_epoch))
+        loop_rates.append(len(y) / timed(lambda: train_epoch(dataset)))
+    ratios = [f / c for f, c in zip(fed_rates, fit_rates)]
+    ratios_to_compiled = [f / c for f, c in zip(fed_rates, loop_rates)]
 
     # Round cost against clients per round (same local epochs; median of 3 rounds after one warm-up).
     cost = []
@@ -194,11 +198,15 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     return {
         "federated_examples_per_s": round(fed), "centralized_examples_per_s": round(fit),
         "compiled_loop_examples_per_s": round(loop),
-        "ratio": round(fed / fit, 2), "ratio_to_compiled": round(fed / loop, 2),
-        "first_round_s": round(first[0][0], 2), "first_fit_epoch_s": round(fit_times[0], 2),
-        "first_loop_epoch_s": round(loop_times[0], 2),
+        # medians of the per-repetition ratios (each from runs made back to back)
+        "ratio": round(statistics.median(ratios), 2), "ratio_to_compiled": round(statistics.median(ratios_to_compiled), 2),
+        "first_round_s": round(first[0][0], 2), "first_fit_epoch_s": round(first_fit, 2),
+        "first_loop_epoch_s": round(first_loop, 2),
         "spread": {"federated": _median_min_max(fed_rates), "centralized": _median_min_max(fit_rates),
-                   "compiled_loop": _median_min_max(loop_rates)},
+                   "compiled_loop": _median_min_max(loop_rates),
+                   "ratio": {"median": round(statistics.median(ratios), 2), "min": round(min(ratios), 2), "max": round(max(ratios), 2)},
+                   "ratio_to_compiled": {"median": round(statistics.median(ratios_to_compiled), 2),
+                                         "min": round(min(ratios_to_compiled), 2), "max": round(max(ratios_to_compiled), 2)}},
         "repeats": repeats, "clients_per_round": clients_per_round, "local_epochs": local_epochs,
         "batch_size": batch_size, "round_cost": cost, "overhead": overhead,
     }
@@ -251,7 +259,9 @@ def main():
                           ("compiled tf.function loop", "compiled_loop")):
             s = t["spread"][key]
             print(f"  {name:30s} {s['median']:8.0f}  ({s['min']:.0f}-{s['max']:.0f})")
-        print(f"  ratio federated/fit {t['ratio']}, federated/compiled {t['ratio_to_compiled']}; first round "
+        r, rc = t["spread"]["ratio"], t["spread"]["ratio_to_compiled"]
+        print(f"  ratio federated/fit {t['ratio']} ({r['min']}-{r['max']}), federated/compiled {t['ratio_to_compiled']} "
+              f"({rc['min']}-{rc['max']}), medians of per-repetition ratios; first round "
               f"{t['first_round_s']} s, first fit epoch {t['first_fit_epoch_s']} s")
         print("  round cost:", ", ".join(f"{c['clients_per_round']} clients {c['median_round_s']} s" for c in t["round_cost"]))
         o = t["overhead"]
