@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from helpers import data
+from helpers import data, runtime
 from helpers.fedavg import build_fedavg_process, client_update
 from helpers.model import create_model
 
@@ -24,6 +24,10 @@ def round_datasets(train_data, round_num, clients=3, epochs=1):
 
 
 def test_hand_built_fedavg_matches_tff_build_weighted_fed_avg(train_data):
+    # Seeded, as notebook 05: the initial model is the course's. From most initial models the two
+    # stay within ~5e-8 after 3 rounds, but not all: over 16 seeds, one (tf seed 8) amplified the
+    # rounding difference to 1e-3, and the unseeded test failed once in CI at 2.9e-5.
+    runtime.set_seed()
     element_spec = round_datasets(train_data, 0)[0].element_spec
     server_optimizer = tff.learning.optimizers.build_sgdm(learning_rate=SERVER_LR, momentum=SERVER_MOMENTUM)
     ours = build_fedavg_process(create_model, element_spec, server_optimizer)
