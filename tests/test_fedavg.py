@@ -11,24 +11,12 @@ from helpers.model import create_model
 CLIENT_LR, SERVER_LR, SERVER_MOMENTUM = 0.1, 1.0, 0.9
 
 
-@pytest.fixture(scope="module")
-def train_data():
-    return data.load_federated_digits().train
-
-
-# One local epoch: TFF's Keras wrapper rounds a few operations' last bit differently, and many local
-# SGD steps amplify that (see notebook 05, step 6); with one epoch the two stay at rounding level.
-def round_datasets(train_data, round_num, clients=3, epochs=1):
-    ids = train_data.client_ids[round_num * clients:(round_num + 1) * clients]
-    return [data.preprocess(train_data.create_tf_dataset_for_client(cid), epochs=epochs, seed=round_num) for cid in ids]
-
-
-def test_hand_built_fedavg_matches_tff_build_weighted_fed_avg(train_data):
+def test_hand_built_fedavg_matches_tff_build_weighted_fed_avg(round_datasets):
     # Seeded, as notebook 05: the initial model is the course's. From most initial models the two
     # stay within ~5e-8 after 3 rounds, but not all: over 16 seeds, one (tf seed 8) amplified the
     # rounding difference to 1e-3, and the unseeded test failed once in CI at 2.9e-5.
     runtime.set_seed()
-    element_spec = round_datasets(train_data, 0)[0].element_spec
+    element_spec = round_datasets(0)[0].element_spec
     server_optimizer = tff.learning.optimizers.build_sgdm(learning_rate=SERVER_LR, momentum=SERVER_MOMENTUM)
     ours = build_fedavg_process(create_model, element_spec, server_optimizer)
     theirs = tff.learning.algorithms.build_weighted_fed_avg(
@@ -43,7 +31,7 @@ def test_hand_built_fedavg_matches_tff_build_weighted_fed_avg(train_data):
         theirs.initialize(), tff.learning.models.ModelWeights(trainable=list(our_state["weights"]), non_trainable=[]))
     initial = [np.array(w) for w in our_state["weights"]]
     for round_num in range(3):
-        datasets = round_datasets(train_data, round_num)
+        datasets = round_datasets(round_num)
         our_state, metrics = ours.next(our_state, datasets, CLIENT_LR)
         their_state = theirs.next(their_state, datasets).state
 
@@ -71,12 +59,12 @@ def test_client_update_contract(train_data):
     assert int(empty.num_examples) == 0 and all(float(tf.reduce_max(tf.abs(d))) == 0.0 for d in empty.weights_delta)
 
 
-def test_round_metrics_equal_the_eager_client_update(train_data):
+def test_round_metrics_equal_the_eager_client_update(round_datasets):
     # Under TFF the client update is traced as a graph; its metrics must be the ones it computes
     # eagerly (once `==` there compared tensor objects and the accuracy was always 0). Seeded, so
     # that no prediction sits on a rounding tie between the two.
     runtime.set_seed()
-    dataset = round_datasets(train_data, 0, clients=1)
+    dataset = round_datasets(0, clients=1)
     process = build_fedavg_process(create_model, dataset[0].element_spec, tff.learning.optimizers.build_sgdm(1.0))
     state = process.initialize()
     _, metrics = process.next(state, dataset, CLIENT_LR)

@@ -6,44 +6,39 @@ import psutil
 import pytest
 import tensorflow_federated as tff
 
-from helpers import data, runtime, workers
+from helpers import runtime, workers
 from helpers.fedavg import build_fedavg_process
 from helpers.model import create_model
 
 
-def two_rounds(process, train_data, state):
+def two_rounds(process, round_datasets, state):
     """Two rounds of 4 writers each from `state`; returns (state, metrics of the last round)."""
     for round_num in range(2):
-        ids = train_data.client_ids[round_num * 4:(round_num + 1) * 4]
-        datasets = [data.preprocess(train_data.create_tf_dataset_for_client(c), epochs=1, seed=round_num) for c in ids]
-        state, metrics = process.next(state, datasets, 0.1)
+        state, metrics = process.next(state, round_datasets(round_num, clients=4), 0.1)
     return state, metrics
 
 
 @pytest.fixture(scope="module")
-def fedavg():
+def process(round_datasets):
     # Seeded: summing over two workers changes the last bit of the mean, and from a few initial
     # models SGD amplifies that chaotically (see tests/test_fedavg.py); this is the course's model.
     runtime.set_seed()
-    train_data = data.load_federated_digits().train
-    element_spec = data.preprocess(train_data.create_tf_dataset_for_client(train_data.client_ids[0])).element_spec
-    process = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(1.0, momentum=0.9))
-    return process, train_data
+    element_spec = round_datasets(0)[0].element_spec
+    return build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(1.0, momentum=0.9))
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_rounds_on_workers_match_the_local_runtime(fedavg, count, tmp_path):
-    process, train_data = fedavg
+def test_rounds_on_workers_match_the_local_runtime(process, round_datasets, count, tmp_path):
     workers.use_local_runtime()
     initial = process.initialize()
-    local_state, local_metrics = two_rounds(process, train_data, initial)
+    local_state, local_metrics = two_rounds(process, round_datasets, initial)
     with workers.local_workers(count, log_dir=str(tmp_path)) as addresses:
         ports = {f"--port={a.rsplit(':', 1)[1]}" for a in addresses}
         pids = [pid for pid in runtime.worker_pids() if ports & set(psutil.Process(pid).cmdline())]
         assert len(pids) == count
         try:
             workers.use_workers(addresses)
-            state, metrics = two_rounds(process, train_data, initial)  # same initial weights as the local run
+            state, metrics = two_rounds(process, round_datasets, initial)  # same initial weights as the local run
         finally:
             workers.use_local_runtime()
     for a, b in zip(state["weights"], local_state["weights"]):
