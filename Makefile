@@ -3,7 +3,7 @@ PYTHON ?=
 VENV ?= .venv
 export PYTHON VENV
 
-.PHONY: setup lab test test-full bench clean
+.PHONY: setup lab test test-full bench exercises grade clean
 
 setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
@@ -20,5 +20,11 @@ test-full: setup  ## the same with notebooks in full mode (their full assertions
 bench: setup  ## time and measure every notebook (full mode) and federated vs centralised throughput
 	$(VENV)/bin/python scripts/bench.py $(ARGS)
 
+exercises: setup  ## write the exercise copies (solutions removed by nbgrader) to exercises/; FORCE=1 replaces existing ones
+	$(VENV)/bin/python scripts/nbgrader_course.py release $(if $(FORCE),--force)
+
+grade: setup  ## autograde what was collected in build/nbgrader/submitted/<student>/fedcourse/ and print the scores
+	$(VENV)/bin/python scripts/nbgrader_course.py grade
+
 clean:  ## remove the environment and generated files
-	rm -rf $(VENV) build artifacts data/cache
+	rm -rf $(VENV) build artifacts data/cache  # never exercises/: a learner's work

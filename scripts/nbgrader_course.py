@@ -1,0 +1,165 @@
+"""The course as an nbgrader assignment: student copies and autograding, with nbgrader itself.
+
+    python scripts/nbgrader_course.py release [--out exercises] [--force]   (make exercises)
+    python scripts/nbgrader_course.py grade                                  (make grade)
+
+`release` copies `notebooks/` into an nbgrader course folder (`build/nbgrader`, git-ignored) as the
+source of one assignment, `fedcourse`, runs `nbgrader generate_assignment`, and copies the student
+version of every notebook to `--out` (default `exercises/`, beside `notebooks/`). Files already
+there are kept (a learner's work), unless `--force`.
+
+`grade` runs `nbgrader autograde fedcourse` on whatever has been collected into
+`build/nbgrader/submitted/<student>/fedcourse/*.ipynb` and prints a score table (also written to
+`build/nbgrader/grades.csv`). Notebooks run in quick mode unless COURSE_QUICK=0.
+
+Kernels run this interpreter (the course's .venv): the script writes a `python3` kernelspec that
+points at it and puts it first on JUPYTER_PATH, so another Jupyter installed on the machine cannot
+take over. nbgrader calls the `alembic` program: this interpreter's bin folder goes first on PATH.
+"""
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+COURSE_DIR = ROOT / "build" / "nbgrader"
+ASSIGNMENT = "fedcourse"
+
+CONFIG = '''\
+# Written by scripts/nbgrader_course.py: the course folder of the course's nbgrader assignment.
+c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = "fedcourse"
+c.CourseDirectory.root = {root!r}
+# Quick-mode notebooks need up to about a minute a cell; full mode about three (notebook 05).
+c.Execute.timeout = 1200
+'''
+
+
+def notebooks():
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def environment(course_dir):
+    """PATH with this interpreter's bin first (for `alembic`), and a kernelspec for this Python."""
+    kernel_dir = course_dir / "jupyter" / "kernels" / "python3"
+    kernel_dir.mkdir(parents=True, exist_ok=True)
+    (kernel_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)", "language": "python"}))
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["JUPYTER_PATH"] = os.pathsep.join([str(course_dir / "jupyter"), env.get("JUPYTER_PATH", "")])
+    env.setdefault("COURSE_QUICK", "1")
+    return env
+
+
+def nbgrader(course_dir, *args):
+    """Run one nbgrader command in the course folder; stop with its output if it fails."""
+    command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course_dir}"]
+    result = subprocess.run(command, cwd=course_dir, env=environment(course_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        sys.exit(f"`nbgrader {' '.join(args)}` failed (exit {result.returncode}):\n{result.stdout}")
+    return result.stdout
+
+
+def prepare(course_dir=COURSE_DIR):
+    """The course folder with `notebooks/` as the source of the assignment."""
+    source = course_dir / "source" / ASSIGNMENT
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    for path in notebooks():
+        shutil.copy2(path, source / path.name)
+    (course_dir / "nbgrader_config.py").write_text(CONFIG.format(root=str(course_dir)))
+    return course_dir
+
+
+def release(out=ROOT / "exercises", force=False, course_dir=COURSE_DIR):
+    """Generate the student version of every notebook; copy it to `out`. Returns the release folder."""
+    prepare(course_dir)
+    nbgrader(course_dir, "generate_assignment", ASSIGNMENT, "--force")
+    released = course_dir / "release" / ASSIGNMENT
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        kept = []
+        for path in sorted(released.glob("*.ipynb")):
+            target = out / path.name
+            if target.exists() and not force:
+                kept.append(target.name)
+                continue
+            shutil.copy2(path, target)
+        print(f"Exercise copies of {len(list(released.glob('*.ipynb')))} notebooks in {out}/ "
+              f"(solutions: {NOTEBOOKS.relative_to(ROOT)}/).")
+        if kept:
+            print(f"Kept your existing {', '.join(kept)} (make exercises FORCE=1 replaces them).")
+    return released
+
+
+def scores(course_dir=COURSE_DIR):
+    """{student: {notebook: (score, max_score)}} from the gradebook, for every submission graded."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    table = {}
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id="fedcourse") as gradebook:
+        assignment = gradebook.find_assignment(ASSIGNMENT)
+        for student in gradebook.students:
+            try:
+                submission = gradebook.find_submission(ASSIGNMENT, student.id)
+            except MissingEntry:
+                continue
+            table[student.id] = {nb.name: (nb.score, nb.max_score) for nb in submission.notebooks}
+        maximum = {nb.name: nb.max_score for nb in assignment.notebooks}
+    return table, maximum
+
+
+def grade(course_dir=COURSE_DIR):
+    """Autograde every collected submission and print the score table."""
+    submitted = course_dir / "submitted"
+    students = sorted(p.parent.name for p in submitted.glob(f"*/{ASSIGNMENT}")) if submitted.exists() else []
+    if not students:
+        sys.exit(f"Nothing to grade: put each student's notebooks in {submitted}/<student>/{ASSIGNMENT}/ "
+                 f"(nbgrader collect, or nbgrader zip_collect, does this), then run `make grade` again.")
+    if not (course_dir / "release" / ASSIGNMENT).exists():
+        release(out=None, course_dir=course_dir)
+    nbgrader(course_dir, "autograde", ASSIGNMENT, "--force")
+    table, maximum = scores(course_dir)
+    names = sorted(maximum)
+    with open(course_dir / "grades.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", *names, "total", "max"])
+        for student, row in sorted(table.items()):
+            writer.writerow([student, *(row.get(n, (0, 0))[0] for n in names),
+                             sum(s for s, _ in row.values()), sum(maximum.values())])
+    width = max(len(s) for s in [*table, "student"])
+    print(f"{'student':{width}}  " + "  ".join(n[:2] for n in names) + "  total")
+    for student, row in sorted(table.items()):
+        cells = "  ".join(f"{row.get(n, (0, 0))[0]:2g}" for n in names)
+        print(f"{student:{width}}  {cells}  {sum(s for s, _ in row.values()):g}/{sum(maximum.values()):g}")
+    print(f"{'max':{width}}  " + "  ".join(f"{maximum[n]:2g}" for n in names))
+    print(f"Scores per notebook also in {course_dir / 'grades.csv'}; graded notebooks in {course_dir / 'autograded'}/.")
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    r = commands.add_parser("release", help="write the exercise (student) copies")
+    r.add_argument("--out", default=str(ROOT / "exercises"))
+    r.add_argument("--force", action="store_true", help="replace exercise copies that already exist")
+    commands.add_parser("grade", help="autograde collected submissions and print the scores")
+    args = parser.parse_args(argv)
+    if args.command == "release":
+        release(Path(args.out), force=args.force)
+    else:
+        grade()
+
+
+if __name__ == "__main__":
+    main()
