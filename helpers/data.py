@@ -198,6 +198,29 @@ def load_federated_digits(source="shipped", cache_dir=None, path=DATA_FILE, sha2
     return FederatedDigits(train, test, heldout)
 
 
+#: Training writers held out to choose hyper-parameters on (notebook 05, scripts/tune_fedavg.py).
+VALIDATION_WRITERS = 14
+
+
+def split_validation_writers(client_ids, num_validation=VALIDATION_WRITERS, seed=0):
+    """(training ids, validation ids): `num_validation` of `client_ids` held out, chosen at random
+    (seeded, so always the same ones). Validation writers never train; hyper-parameters are chosen
+    on their examples, and the test split stays untouched until the final check."""
+    client_ids = sorted(client_ids)
+    if not 0 < num_validation < len(client_ids):
+        raise ValueError(f"num_validation must be between 1 and {len(client_ids) - 1}, got {num_validation}")
+    chosen = set(np.random.default_rng(seed).choice(client_ids, num_validation, replace=False))
+    return [c for c in client_ids if c not in chosen], [c for c in client_ids if c in chosen]
+
+
+def pooled_clients(client_data, client_ids):
+    """Every example of these clients, pooled: (pixels (n, 28, 28) float32, labels (n,) int32)."""
+    batches = [next(iter(client_data.create_tf_dataset_for_client(cid).batch(100_000)))
+               for cid in check_client_ids(client_data, client_ids)]
+    return (np.concatenate([b["pixels"].numpy() for b in batches]),
+            np.concatenate([b["label"].numpy() for b in batches]))
+
+
 def check_client_ids(client_data, client_ids):
     """Raise `UnknownClientError` naming every id that `client_data` does not hold."""
     known = set(client_data.client_ids)

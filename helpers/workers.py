@@ -1,5 +1,5 @@
 """Run the course's TFF computations on executor workers: TFF's own `worker_binary` gRPC service,
-on this machine or others, instead of the local runtime (issue 5; notebook 08 will teach it).
+on this machine or others, instead of the local runtime (notebook 08 teaches it).
 
     with workers.local_workers(2) as addresses:   # started here, always stopped by pid
         workers.use_workers(addresses)            # TFF's default context now runs on them
@@ -25,8 +25,84 @@ _GRPC_OPTIONS = [  # as TFF's local runtime: models and datasets travel in singl
 ]
 
 
+#: The TFF release whose private modules this file reaches into (the client-splitting fix, and
+#: notebook 08's looks at how a round is split and serialised).
+TESTED_TFF_VERSION = "0.87.0"
+
+
 class WorkerUnreachableError(RuntimeError):
     """A worker address that does not answer."""
+
+
+class UnsupportedTFFVersionError(RuntimeError):
+    """TFF's private modules used here are only known for TESTED_TFF_VERSION."""
+
+
+def _tff_internals():
+    """TFF's private modules used here, after checking that TFF is the version they were read from."""
+    import tensorflow_federated as tff
+
+    if tff.__version__ != TESTED_TFF_VERSION:
+        raise UnsupportedTFFVersionError(
+            f"helpers.workers patches and inspects private parts of TFF {TESTED_TFF_VERSION} "
+            f"(mergeable_comp_execution_context, value_serialization); this is TFF {tff.__version__}. "
+            f"Install the course's pinned TFF with `make setup`, or check whether TFF {tff.__version__} "
+            f"still splits clients by the last argument (tests/test_workers.py does) and update this module."
+        )
+    from tensorflow_federated.python.common_libs import structure
+    from tensorflow_federated.python.core.impl.execution_contexts import mergeable_comp_execution_context
+    from tensorflow_federated.python.core.impl.executors import value_serialization
+    from tensorflow_federated.python.core.impl.types import computation_types
+
+    return structure, mergeable_comp_execution_context, value_serialization, computation_types
+
+
+def split_round(arguments, round_type, num_workers):
+    """How TFF's mergeable context cuts one round's `arguments` into one share per worker.
+
+    It looks only at types and the number of clients, so client ids can stand in for datasets.
+    Returns the list of per-worker argument lists.
+    """
+    _, mcec, _, _ = _tff_internals()
+    return mcec._split_value_into_subrounds(arguments, round_type, num_desired_subrounds=num_workers)
+
+
+@contextlib.contextmanager
+def shipped_client_partitioning():
+    """Within this block, TFF splits clients with its own (buggy in 0.87.0) code, without the fix."""
+    _, mcec, _, _ = _tff_internals()
+    current = mcec._partition_value
+    mcec._partition_value = getattr(current, "course_original", current)
+    try:
+        yield
+    finally:
+        mcec._partition_value = current
+
+
+@contextlib.contextmanager
+def fixed_client_partitioning():
+    """Within this block, TFF splits clients with the course's fix (what `use_workers` installs for
+    several workers); afterwards, as before."""
+    was_fixed = client_partitioning_fixed()
+    _fix_client_partitioning()
+    try:
+        yield
+    finally:
+        if not was_fixed:
+            _undo_client_partitioning_fix()
+
+
+def client_partitioning_fixed():
+    """Whether the course's fix of TFF's client splitting is installed."""
+    _, mcec, _, _ = _tff_internals()
+    return hasattr(mcec._partition_value, "course_original")
+
+
+def serialized_bytes(value, type_spec):
+    """Bytes of `value` (of TFF type `type_spec`) as TFF's remote executor puts it on the wire."""
+    _, _, value_serialization, _ = _tff_internals()
+    proto, _ = value_serialization.serialize_value(value, type_spec)
+    return proto.SerializeToString()
 
 
 def worker_binary():
@@ -80,10 +156,7 @@ def _fix_client_partitioning():
     round trained writers 0 and 1 twice (notebook 08 shows it). Here the counters come from the
     element that actually consumed clients. Leaves are still split by TFF's own code.
     """
-    from tensorflow_federated.python.core.impl.execution_contexts import mergeable_comp_execution_context as mcec
-    from tensorflow_federated.python.core.impl.types import computation_types
-    from tensorflow_federated.python.common_libs import structure
-
+    structure, mcec, _, computation_types = _tff_internals()
     original = getattr(mcec._partition_value, "course_original", mcec._partition_value)
 
     def partition_value(val, type_signature):
@@ -105,6 +178,15 @@ def _fix_client_partitioning():
 
     partition_value.course_original = original
     mcec._partition_value = partition_value
+
+
+def _undo_client_partitioning_fix():
+    """Give TFF its own client splitting back (the local runtime does not split clients)."""
+    import sys
+
+    mcec = sys.modules.get("tensorflow_federated.python.core.impl.execution_contexts.mergeable_comp_execution_context")
+    if mcec is not None and hasattr(mcec._partition_value, "course_original"):
+        mcec._partition_value = mcec._partition_value.course_original
 
 
 def use_workers(addresses, timeout=10.0):
@@ -129,9 +211,10 @@ def use_workers(addresses, timeout=10.0):
 
 
 def use_local_runtime():
-    """Back to TFF's default: a local worker_binary started on demand."""
+    """Back to TFF's default: a local worker_binary started on demand; TFF's client splitting as shipped."""
     import tensorflow_federated as tff
 
+    _undo_client_partitioning_fix()
     tff.backends.native.set_sync_local_cpp_execution_context()
 
 
@@ -148,19 +231,20 @@ def local_workers(count, startup_timeout=30.0, log_dir=None):
     """Start `count` workers on loopback; yield their addresses; always stop them (by pid)."""
     import portpicker
 
-    procs = []
-    try:
-        addresses = []
-        for _ in range(count):
-            port = portpicker.pick_unused_port()
-            log = open(os.path.join(log_dir, f"worker-{port}.log"), "w") if log_dir else subprocess.DEVNULL
-            procs.append(subprocess.Popen([str(worker_binary()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
-                                          stdout=log, stderr=subprocess.STDOUT))
-            addresses.append(f"127.0.0.1:{port}")
-        for address in addresses:
-            connect(address, startup_timeout).close()
-        yield addresses
-    finally:
-        runtime.stop_processes([p.pid for p in procs])
-        for p in procs:
-            p.wait(timeout=10)
+    procs, logs = [], contextlib.ExitStack()
+    with logs:
+        try:
+            addresses = []
+            for _ in range(count):
+                port = portpicker.pick_unused_port()
+                log = logs.enter_context(open(os.path.join(log_dir, f"worker-{port}.log"), "w")) if log_dir else subprocess.DEVNULL
+                procs.append(subprocess.Popen([str(worker_binary()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
+                                              stdout=log, stderr=subprocess.STDOUT))
+                addresses.append(f"127.0.0.1:{port}")
+            for address in addresses:
+                connect(address, startup_timeout).close()
+            yield addresses
+        finally:
+            runtime.stop_processes([p.pid for p in procs])
+            for p in procs:
+                p.wait(timeout=10)

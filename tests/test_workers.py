@@ -51,21 +51,44 @@ def test_rounds_on_workers_match_the_local_runtime(process, round_datasets, coun
 def test_two_workers_each_get_their_share_of_the_clients():
     # TFF 0.87.0 alone gives both subrounds the first half of the clients when the argument's last
     # element is not CLIENTS-placed, as in the course's next(state, client_datasets, learning_rate).
-    from tensorflow_federated.python.core.impl.execution_contexts import mergeable_comp_execution_context as mcec
-
     arg_type = tff.StructType([tff.FederatedType(np.float32, tff.SERVER), tff.FederatedType(np.int32, tff.CLIENTS),
                                tff.FederatedType(np.float32, tff.SERVER)])
     value = [1.0, [10, 11, 12, 13, 14], 0.1]
-    workers._fix_client_partitioning()
-    subrounds = mcec._split_value_into_subrounds(value, arg_type, num_desired_subrounds=2)
+    with workers.fixed_client_partitioning():
+        subrounds = workers.split_round(value, arg_type, 2)
     assert [list(s[1]) for s in subrounds] == [[10, 11, 12], [13, 14]]
     assert all(s[0] == 1.0 and s[2] == 0.1 for s in subrounds)
-    mcec._partition_value = mcec._partition_value.course_original  # the bug, as shipped
-    try:
-        stock = mcec._split_value_into_subrounds(value, arg_type, num_desired_subrounds=2)
-    finally:
-        workers._fix_client_partitioning()
+    assert not workers.client_partitioning_fixed(), "the fix is only in place inside the block"
+    stock = workers.split_round(value, arg_type, 2)
     assert [list(s[1]) for s in stock] == [[10, 11, 12], [10, 11, 12]], "TFF fixed it: the patch can go"
+
+
+def test_use_local_runtime_undoes_the_partitioning_fix():
+    with workers.local_workers(2) as addresses:
+        try:
+            workers.use_workers(addresses)
+            assert workers.client_partitioning_fixed()
+        finally:
+            workers.use_local_runtime()
+    assert not workers.client_partitioning_fixed()
+
+
+def test_other_tff_versions_are_refused_clearly(monkeypatch):
+    monkeypatch.setattr(tff, "__version__", "0.99.0")
+    with pytest.raises(workers.UnsupportedTFFVersionError, match="0.99.0.*make setup"):
+        workers.split_round([1.0], tff.StructType([np.float32]), 2)
+
+
+def test_local_workers_close_their_log_files(tmp_path):
+    import gc
+
+    with workers.local_workers(1, log_dir=str(tmp_path)):
+        pass
+    gc.collect()
+    logs = list(tmp_path.glob("worker-*.log"))
+    assert len(logs) == 1
+    open_files = [f.path for f in psutil.Process().open_files()]
+    assert str(logs[0]) not in open_files
 
 
 def test_dead_address_fails_fast_and_names_it():
