@@ -70,6 +70,8 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer):
 
     state_type = server_init.type_signature.result
     weights_type = state_type.weights
+    # tensorflow_to_type turns a tf.data element spec into TFF's type of one batch; a client's data
+    # is a *sequence* of such batches, which TFF's type signatures write as <x=...,y=...>*.
     dataset_type = tff.SequenceType(tff.types.tensorflow_to_type(element_spec))
 
     @tff.tensorflow.computation(dataset_type, weights_type, np.float32)
@@ -77,7 +79,7 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer):
         return client_update(model_fn(), dataset, server_weights, client_learning_rate)
 
     @tff.tensorflow.computation(np.int32)
-    def as_weight(num_examples):
+    def as_weight(num_examples):  # federated_mean takes a float weight; the count is an int32
         return tf.cast(num_examples, tf.float32)
 
     @tff.tensorflow.computation(state_type, weights_type)
@@ -88,24 +90,29 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer):
 
     @tff.federated_computation
     def initialize_fn():
+        # federated_value places a value computed once (here the fresh state) at the server.
         return tff.federated_value(server_init(), tff.SERVER)
 
     @tff.federated_computation(tff.FederatedType(state_type, tff.SERVER),
                                tff.FederatedType(dataset_type, tff.CLIENTS),
                                tff.FederatedType(np.float32, tff.SERVER))
     def next_fn(server_state, client_datasets, client_learning_rate):
-        # 1. broadcast: the global weights and this round's learning rate go to every client
+        # 1. broadcast: the global weights and this round's learning rate go to every client.
+        #    server_state.weights: a field of a value placed at the server is itself placed there.
         weights_at_clients = tff.federated_broadcast(server_state.weights)
         learning_rate_at_clients = tff.federated_broadcast(client_learning_rate)
         # 2. local work on each client (notebook 03)
         client_outputs = tff.federated_map(client_work, (client_datasets, weights_at_clients, learning_rate_at_clients))
-        # 3. aggregate: means weighted by each client's number of examples (notebook 04)
+        # 3. aggregate: means weighted by each client's number of examples (notebook 04).
+        #    client_outputs.num_examples: the same field access, on values placed at the clients.
         weight = tff.federated_map(as_weight, client_outputs.num_examples)
         mean_delta = tff.federated_mean(client_outputs.weights_delta, weight=weight)
         metrics = collections.OrderedDict(loss=tff.federated_mean(client_outputs.loss, weight=weight),
                                           accuracy=tff.federated_mean(client_outputs.accuracy, weight=weight))
         # 4. server update (notebook 04)
         new_state = tff.federated_map(server_work, (server_state, mean_delta))
+        # metrics is a Python dict of two values at the server; federated_zip makes it one value
+        # at the server, of dict type, which is what a computation's result type can be.
         return new_state, tff.federated_zip(metrics)
 
     return tff.templates.IterativeProcess(initialize_fn, next_fn)

@@ -34,7 +34,7 @@ GRID = {  # name: what changes from notebook 05's setting
 }
 
 
-def run(setting, train_data, train_ids, validation, quick, checkpoints=10):
+def run(setting, train_data, train_ids, validation, quick, seed=None, checkpoints=10):
     import numpy as np
     import tensorflow as tf
     import tensorflow_federated as tff
@@ -51,14 +51,15 @@ def run(setting, train_data, train_ids, validation, quick, checkpoints=10):
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start_lr, end_lr = setting["client_lr"]
 
-    runtime.set_seed()
+    seed = runtime.DEFAULT_SEED if seed is None else seed
+    runtime.set_seed(seed)  # the initial model
     state, curve = process.initialize(), {}
     every = max(rounds // checkpoints, 1)
     for round_num in range(rounds):
-        rng = np.random.default_rng([runtime.DEFAULT_SEED, round_num])
+        rng = np.random.default_rng([seed, round_num])  # the round's writers
         sampled = rng.choice(train_ids, setting["clients_per_round"], replace=False)
-        seed = tf.constant(round_num, tf.int64)
-        datasets = [compiled_preprocess(base[c], 20, setting["local_epochs"], seed=seed) for c in sampled]
+        shuffle_seed = tf.constant(round_num, tf.int64)  # a tensor: a new round is not a new trace
+        datasets = [compiled_preprocess(base[c], 20, setting["local_epochs"], seed=shuffle_seed) for c in sampled]
         lr = end_lr + 0.5 * (start_lr - end_lr) * (1 + np.cos(np.pi * round_num / max(rounds - 1, 1)))
         state, _ = process.next(state, datasets, float(lr))
         if (round_num + 1) % every == 0 or round_num == rounds - 1:
@@ -71,6 +72,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 rounds per setting (a smoke test)")
     parser.add_argument("--only", default="", help="run only the settings whose name contains this")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[None],
+                        help="seeds of the initial model and the writers' sampling (default: the course's)")
     parser.add_argument("--out", default=str(ROOT / "build" / "tune_fedavg.json"))
     args = parser.parse_args()
     runtime.setup()
@@ -87,12 +90,14 @@ def main():
         if args.only not in name:
             continue
         setting = {**BASE, **change}
-        start = time.perf_counter()
-        curve = run(setting, train_data, train_ids, validation, args.quick)
-        seconds = time.perf_counter() - start
-        results[name] = dict(setting=setting, validation_accuracy=curve, seconds=round(seconds, 1))
-        print(f"{name:32s} final {list(curve.values())[-1]:.4f}  best {max(curve.values()):.4f} "
-              f"(round {max(curve, key=curve.get)})  {seconds:.0f} s", flush=True)
+        for seed in args.seeds:
+            start = time.perf_counter()
+            curve = run(setting, train_data, train_ids, validation, args.quick, seed)
+            seconds = time.perf_counter() - start
+            key = name if seed is None else f"{name}, seed {seed}"
+            results[key] = dict(setting=setting, seed=seed, validation_accuracy=curve, seconds=round(seconds, 1))
+            print(f"{key:32s} final {list(curve.values())[-1]:.4f}  best {max(curve.values()):.4f} "
+                  f"(round {max(curve, key=curve.get)})  {seconds:.0f} s", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(train_writers=len(train_ids), validation_writers=validation_ids,
