@@ -1,6 +1,6 @@
 """Choose notebook 05's hyper-parameters on validation writers, never on the test split.
 
-    .venv/bin/python scripts/tune_fedavg.py            # the grid below, about 15 minutes on 2 cores
+    .venv/bin/python scripts/tune_fedavg.py            # the grid below, about 8 minutes on 2 cores
     .venv/bin/python scripts/tune_fedavg.py --quick    # 3 rounds per setting: checks the code path
 
 `data.split_validation_writers` holds 14 of the 104 training writers out. Each setting trains the

@@ -104,3 +104,13 @@ def test_full_emnist_offline_raises_instead_of_hanging(monkeypatch, tmp_path):
 def test_unknown_source_is_refused():
     with pytest.raises(ValueError, match="shipped"):
         data.load_federated_digits(source="mnist")
+
+
+def test_validation_writers_are_a_fixed_disjoint_subset():
+    ids = [f"w{i:03d}" for i in range(104)]
+    train, validation = data.split_validation_writers(list(reversed(ids)))
+    assert len(validation) == data.VALIDATION_WRITERS and len(train) == 104 - data.VALIDATION_WRITERS
+    assert not set(train) & set(validation) and set(train) | set(validation) == set(ids)
+    assert (train, validation) == data.split_validation_writers(ids), "the same writers whatever the order"
+    with pytest.raises(ValueError, match="num_validation"):
+        data.split_validation_writers(ids, num_validation=104)

@@ -68,3 +68,18 @@ def test_code_saved_in_helpers_matches_its_notebook(notebook, module, name):
     function = getattr(function, "python_function", function)  # tf.function keeps the original here
     saved = inspect.getsource(function).strip()
     assert taught == saved
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_references_point_at_notebooks_that_exist(path):
+    """Every "notebook NN", "notebooks NN and MM" and link to NN_*.ipynb names a notebook that exists."""
+    numbers = {p.name[:2] for p in NOTEBOOKS}
+    names = {p.name for p in NOTEBOOKS}
+    text = "\n".join("".join(c["source"]) for c in cells(path))
+    mentioned = set(re.findall(r"[Nn]otebooks?\s+(\d\d)\b", text))
+    mentioned |= set(re.findall(r"[Nn]otebooks \d\d(?:, \d\d)* and (\d\d)\b", text))
+    mentioned |= {m[:2] for m in re.findall(r"\b(\d\d)_[a-z_]+\.ipynb", text)}
+    assert mentioned <= numbers, f"refers to notebooks {sorted(mentioned - numbers)}, which do not exist"
+    links = set(re.findall(r"\((\d\d_[a-z_]+\.ipynb)\)", text))
+    assert links <= names, sorted(links - names)
+    assert "coming next" not in text.lower() and "coming soon" not in text.lower()
