@@ -1,15 +1,20 @@
 # The course's commands. `make lab` to learn, `make test` to check everything (what CI runs).
 PYTHON ?=
 VENV ?= .venv
+# The GitHub repository Binder builds the course from: `make badges BINDER_REPO=owner/name` rewrites every Binder link.
+BINDER_REPO ?= fedcourse/tff-federated-digits
 export PYTHON VENV
 
-.PHONY: setup lab test test-full bench exercises grade clean
+.PHONY: setup lab test test-full bench exercises grade badges binder-check clean
 
 setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
 
+# The repository is the server's root (notebooks/ and exercises/ side by side); notebook 00 opens first.
+LAB_ARGS = --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_environment_and_vocabulary.ipynb
+
 lab: setup  ## open the course in JupyterLab at the first notebook
-	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_environment_and_vocabulary.ipynb
+	$(VENV)/bin/jupyter lab $(LAB_ARGS)
 
 test: setup  ## unit tests + every notebook under nbval, in quick mode
 	COURSE_QUICK=$${COURSE_QUICK:-1} $(VENV)/bin/python -m pytest
@@ -25,6 +30,12 @@ exercises: setup  ## write the exercise copies (solutions removed by nbgrader) t
 
 grade: setup  ## autograde what was collected in build/nbgrader/submitted/<student>/fedcourse/ and print the scores
 	$(VENV)/bin/python scripts/nbgrader_course.py grade
+
+badges: setup  ## point every Binder link (notebooks and README) at BINDER_REPO
+	$(VENV)/bin/python scripts/badges.py $(BINDER_REPO)
+
+binder-check:  ## build Binder's environment from binder/ alone in build/binder-env and run notebook 00 with it
+	bash scripts/check_binder_env.sh
 
 clean:  ## remove the environment and generated files
 	rm -rf $(VENV) build artifacts data/cache  # never exercises/: a learner's work

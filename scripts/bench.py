@@ -3,7 +3,8 @@
     make bench            # full mode; `make bench ARGS=--quick` for quick mode, `--skip-notebooks`
                           # or `--skip-throughput` to run one half, `--only 05_` for one notebook
 
-Writes build/bench.json and build/round_cost.png and prints a table. Never fails the build:
+Writes build/bench.json and build/round_cost.png and prints a table; the executed notebooks, with
+their outputs, go to build/executed/{full,quick}/. Never fails the build:
 a failing notebook is recorded with ok=false. Compare figures within one run; absolute times on
 shared 2-core machines are noisy, so every throughput figure is a median of repeats.
 """
@@ -69,10 +70,14 @@ def run_notebook(path, quick):
     try:
         client.execute()
     except Exception as err:  # a failing notebook is a result, not a crash of the benchmark
-        ok, error = False, f"{type(err).__name__}: {str(err).splitlines()[-1] if str(err) else ''}"[:300]
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        ok, error = False, f"{type(err).__name__}: {lines[-1] if lines else ''}"[:300]
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
+    executed = BUILD / "executed" / ("quick" if quick else "full")
+    executed.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, executed / path.name)  # with its outputs, to read the figures behind a run
     return {"name": path.name, "mode": "quick" if quick else "full", "seconds": round(seconds, 1),
             "peak_rss_mb": round(peak[0] / 2**20), "ok": ok, **({"error": error} if error else {})}
 

@@ -34,7 +34,7 @@ else
 fi
 
 stamp="$VENV/.course-installed"
-want=$( { "$PYTHON" -c 'import sys; print(sys.version)'; cat requirements.txt requirements-tff.txt pyproject.toml; } | sha256sum | cut -d' ' -f1)
+want=$( { "$PYTHON" -c 'import sys; print(sys.version)'; cat requirements.txt requirements-tff.txt pyproject.toml jupyter/overrides.json; } | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
   echo "Course environment is up to date ($VENV, Python $(py_version "$VENV/bin/python"))."
   exit 0
@@ -53,6 +53,10 @@ echo "Installing the course's pinned packages into $VENV (a few minutes the firs
 # (requirements.txt pins the 0.4.13 pair, which works). See requirements.txt.
 "${pip[@]}" install -q --no-deps -r requirements-tff.txt
 "${pip[@]}" install -q --no-deps --no-build-isolation -e .
+
+# The course's JupyterLab settings (no news question, no update check): jupyter/README.md.
+mkdir -p "$VENV/share/jupyter/lab/settings"
+cp jupyter/overrides.json "$VENV/share/jupyter/lab/settings/overrides.json"
 
 # The kernel must start: this import is what fails when pip picks the wrong IPython.
 "$VENV/bin/python" -c 'import IPython, ipykernel, helpers' \
