@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from helpers import runtime  # noqa: E402  (quiets TF, stops this process's workers at exit)
 
 BUILD = ROOT / "build"
+BINDER_MEMORY_MB = 2048  # mybinder.org gives a session at most 2 GB of memory
 
 
 # --- 1. notebooks ---------------------------------------------------------------------------
@@ -254,7 +255,12 @@ def main():
             print(f"{row['name']:45s} {row['mode']:5s} {row['seconds']:7.1f} s {row['peak_rss_mb']:6d} MB  "
                   f"{'ok' if row['ok'] else 'FAILED ' + row.get('error', '')}", flush=True)
         total = sum(r["seconds"] for r in result["notebooks"])
-        print(f"{'all notebooks run' if not args.only else 'notebooks run':45s} {'':5s} {total:7.1f} s {max(r['peak_rss_mb'] for r in result['notebooks']):6d} MB (max)")
+        peak = max(r["peak_rss_mb"] for r in result["notebooks"])
+        print(f"{'all notebooks run' if not args.only else 'notebooks run':45s} {'':5s} {total:7.1f} s {peak:6d} MB (max)")
+        over = [r["name"] for r in result["notebooks"] if r["peak_rss_mb"] > BINDER_MEMORY_MB]
+        result["binder_memory_limit_mb"] = BINDER_MEMORY_MB
+        print(f"Binder's {BINDER_MEMORY_MB} MB limit: " + (f"EXCEEDED by {', '.join(over)}" if over else
+              f"every notebook stays below it (peak {peak} MB, kernel and TFF workers together)"))
     if not args.skip_throughput:
         t = measure_throughput(args.repeats)
         result["throughput"] = t
