@@ -161,3 +161,8 @@ def test_nbgrader_round_trip(tmp_path):
     points = nbgrader_meta(exercises(ROOT / "notebooks" / one)[2]["check"][1])["points"]
     assert table["one_exercise"][one.removesuffix(".ipynb")][0] == points
     assert [g for _, g, _ in autograded_errors(course_dir, "one_exercise")] == ["nb04_ex1_check"]
+
+
+def test_grading_with_nothing_collected_says_where_to_put_submissions(tmp_path):
+    with pytest.raises(SystemExit, match=r"Nothing to grade: put each student's notebooks in .*submitted/<student>/fedcourse/"):
+        nbgrader_course.grade(course_dir=tmp_path)
