@@ -7,7 +7,8 @@
 course's FedAvg (`helpers.fedavg.build_fedavg_process`, sampled writers, cosine-decayed client rate,
 server SGD with momentum) on the other 90 and measures the global model on every example of the
 14 validation writers, every few rounds. Each setting changes one thing from notebook 05's, and
-settings that cost more per round get fewer rounds, so all cost about the same. Results:
+settings that cost more per round get proportionally fewer rounds, so none costs more than notebook
+05's. `--seeds 1 2` repeats settings from other initial models and writer samples. Results:
 build/tune_fedavg.json and a table; notebook 05 quotes them.
 """
 import argparse
