@@ -68,18 +68,6 @@ def split_round(arguments, round_type, num_workers):
 
 
 @contextlib.contextmanager
-def shipped_client_partitioning():
-    """Within this block, TFF splits clients with its own (buggy in 0.87.0) code, without the fix."""
-    _, mcec, _, _ = _tff_internals()
-    current = mcec._partition_value
-    mcec._partition_value = getattr(current, "course_original", current)
-    try:
-        yield
-    finally:
-        mcec._partition_value = current
-
-
-@contextlib.contextmanager
 def fixed_client_partitioning():
     """Within this block, TFF splits clients with the course's fix (what `use_workers` installs for
     several workers); afterwards, as before."""
