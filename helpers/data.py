@@ -75,15 +75,25 @@ def load_arrays(path=DATA_FILE, sha256=DATA_SHA256):
         return {key: npz[key] for key in npz.files}
 
 
-def pooled(split, path=DATA_FILE, sha256=DATA_SHA256):
+def pooled(split, path=DATA_FILE, sha256=DATA_SHA256, *, client_ids=None):
     """(pixels, labels) of one split with every writer pooled, for centralised training.
 
     pixels: float32 (N, 28, 28) in TFF's convention; labels: int32 (N,).
+    client_ids: only these writers' examples (e.g. the validation writers), else every writer's.
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose one of {sorted(SPLITS)}.")
     arrays = load_arrays(path, sha256)
-    return arrays[f"{split}_pixels"].astype(np.float32) / 255.0, arrays[f"{split}_labels"].astype(np.int32)
+    pixels, labels = arrays[f"{split}_pixels"], arrays[f"{split}_labels"]
+    if client_ids is not None:
+        writers = arrays["heldout_client_ids" if split == "heldout" else "client_ids"]
+        unknown = sorted(set(client_ids) - set(writers))
+        if unknown:
+            raise UnknownClientError(f"Unknown client id(s) {unknown[:5]} in the {split!r} split, which holds "
+                                     f"{len(writers)} writers, e.g. {sorted(writers)[:3]}.")
+        chosen = np.isin(writers[arrays[f"{split}_client"]], list(client_ids))
+        pixels, labels = pixels[chosen], labels[chosen]
+    return pixels.astype(np.float32) / 255.0, labels.astype(np.int32)
 
 
 def to_model_input(pixels):
@@ -211,14 +221,6 @@ def split_validation_writers(client_ids, num_validation=VALIDATION_WRITERS, seed
         raise ValueError(f"num_validation must be between 1 and {len(client_ids) - 1}, got {num_validation}")
     chosen = set(np.random.default_rng(seed).choice(client_ids, num_validation, replace=False))
     return [c for c in client_ids if c not in chosen], [c for c in client_ids if c in chosen]
-
-
-def pooled_clients(client_data, client_ids):
-    """Every example of these clients, pooled: (pixels (n, 28, 28) float32, labels (n,) int32)."""
-    batches = [next(iter(client_data.create_tf_dataset_for_client(cid).batch(100_000)))
-               for cid in check_client_ids(client_data, client_ids)]
-    return (np.concatenate([b["pixels"].numpy() for b in batches]),
-            np.concatenate([b["label"].numpy() for b in batches]))
 
 
 def check_client_ids(client_data, client_ids):

@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 COURSE_DIR = ROOT / "build" / "nbgrader"
-ASSIGNMENT = "fedcourse"
+COURSE_ID = ASSIGNMENT = "fedcourse"  # one course, one assignment: every notebook
 
 CONFIG = '''\
 # Written by scripts/nbgrader_course.py: the course folder of the course's nbgrader assignment.
 c = get_config()  # noqa: F821
-c.CourseDirectory.course_id = "fedcourse"
+c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = {root!r}
 # Quick-mode notebooks need up to about a minute a cell; full mode about three (notebook 05).
 c.Execute.timeout = 1200
@@ -76,8 +76,7 @@ def prepare(course_dir=COURSE_DIR):
     source.mkdir(parents=True)
     for path in notebooks():
         shutil.copy2(path, source / path.name)
-    (course_dir / "nbgrader_config.py").write_text(CONFIG.format(root=str(course_dir)))
-    return course_dir
+    (course_dir / "nbgrader_config.py").write_text(CONFIG.format(course_id=COURSE_ID, root=str(course_dir)))
 
 
 def release(out=ROOT / "exercises", force=False, course_dir=COURSE_DIR):
@@ -107,7 +106,7 @@ def scores(course_dir=COURSE_DIR):
     from nbgrader.api import Gradebook, MissingEntry
 
     table = {}
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id="fedcourse") as gradebook:
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id=COURSE_ID) as gradebook:
         assignment = gradebook.find_assignment(ASSIGNMENT)
         for student in gradebook.students:
             try:
@@ -130,18 +129,16 @@ def grade(course_dir=COURSE_DIR):
         release(out=None, course_dir=course_dir)
     nbgrader(course_dir, "autograde", ASSIGNMENT, "--force")
     table, maximum = scores(course_dir)
-    names = sorted(maximum)
+    names, most = sorted(maximum), sum(maximum.values())
+    points = {student: [row.get(n, (0, 0))[0] for n in names] for student, row in sorted(table.items())}
     with open(course_dir / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student", *names, "total", "max"])
-        for student, row in sorted(table.items()):
-            writer.writerow([student, *(row.get(n, (0, 0))[0] for n in names),
-                             sum(s for s, _ in row.values()), sum(maximum.values())])
+        writer.writerows([student, *row, sum(row), most] for student, row in points.items())
     width = max(len(s) for s in [*table, "student"])
     print(f"{'student':{width}}  " + "  ".join(n[:2] for n in names) + "  total")
-    for student, row in sorted(table.items()):
-        cells = "  ".join(f"{row.get(n, (0, 0))[0]:2g}" for n in names)
-        print(f"{student:{width}}  {cells}  {sum(s for s, _ in row.values()):g}/{sum(maximum.values()):g}")
+    for student, row in points.items():
+        print(f"{student:{width}}  " + "  ".join(f"{p:2g}" for p in row) + f"  {sum(row):g}/{most:g}")
     print(f"{'max':{width}}  " + "  ".join(f"{maximum[n]:2g}" for n in names))
     print(f"Scores per notebook also in {course_dir / 'grades.csv'}; graded notebooks in {course_dir / 'autograded'}/.")
     return table

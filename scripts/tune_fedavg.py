@@ -81,7 +81,7 @@ def main():
 
     train_data = data.load_federated_digits().train
     train_ids, validation_ids = data.split_validation_writers(train_data.client_ids)
-    pixels, labels = data.pooled_clients(train_data, validation_ids)
+    pixels, labels = data.pooled("train", client_ids=validation_ids)
     validation = (data.to_model_input(pixels), labels)
     print(f"{len(train_ids)} training writers, {len(validation_ids)} validation writers "
           f"({len(labels)} validation examples)")

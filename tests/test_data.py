@@ -114,3 +114,16 @@ def test_validation_writers_are_a_fixed_disjoint_subset():
     assert (train, validation) == data.split_validation_writers(ids), "the same writers whatever the order"
     with pytest.raises(ValueError, match="num_validation"):
         data.split_validation_writers(ids, num_validation=104)
+
+
+def test_pooled_writers_are_exactly_those_writers_examples(digits):
+    train_ids, validation_ids = data.split_validation_writers(digits.train.client_ids)
+    x, y = data.pooled("train", client_ids=validation_ids)
+    theirs = [e for cid in validation_ids for e in digits.train.create_tf_dataset_for_client(cid).as_numpy_iterator()]
+    assert len(y) == len(theirs)
+    np.testing.assert_array_equal(np.sort(y), np.sort([e["label"] for e in theirs]))
+    np.testing.assert_allclose(np.sort(x.sum(axis=(1, 2))), np.sort([e["pixels"].sum() for e in theirs]), rtol=1e-5)
+    held_x, _ = data.pooled("heldout", client_ids=digits.heldout.client_ids[:2])
+    assert 0 < len(held_x) < 779
+    with pytest.raises(data.UnknownClientError, match="f9999_99"):
+        data.pooled("test", client_ids=["f9999_99"])
