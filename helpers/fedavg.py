@@ -55,9 +55,10 @@ def server_optimizer_update(server_optimizer, optimizer_state, server_weights, m
     return server_optimizer.next(optimizer_state, server_weights, pseudo_gradient)
 
 
-def build_fedavg_process(model_fn, element_spec, server_optimizer):
+def build_fedavg_process(model_fn, element_spec, server_optimizer, local_update=client_update):
     """FedAvg as a `tff.templates.IterativeProcess`, from the pieces of notebooks 03 and 04.
 
+    local_update: the client's work, `client_update` unless a variant replaces it (notebook 06: FedProx).
     initialize() -> server state OrderedDict(weights, optimizer_state), placed at SERVER.
     next(state, client_datasets, client_learning_rate) -> (new state, OrderedDict(loss, accuracy)):
     the example-weighted mean training loss and accuracy of the round's clients.
@@ -76,7 +77,7 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer):
 
     @tff.tensorflow.computation(dataset_type, weights_type, np.float32)
     def client_work(dataset, server_weights, client_learning_rate):
-        return client_update(model_fn(), dataset, server_weights, client_learning_rate)
+        return local_update(model_fn(), dataset, server_weights, client_learning_rate)
 
     @tff.tensorflow.computation(np.int32)
     def as_weight(num_examples):  # federated_mean takes a float weight; the count is an int32

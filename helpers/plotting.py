@@ -32,3 +32,24 @@ def plot_curves(curves, xlabel="epoch", ylabel="accuracy", title=None, ax=None, 
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
+def plot_rounds(histories, ax=None, title=None, target=None, x=None):
+    """Accuracy after each round (round 0 = before training) for {name: experiments.History}.
+
+    `x`: {name: array} to plot against something else than the round (e.g. simulated time).
+    `target=(value, label)` draws the accuracy target."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for name, history in histories.items():
+        xs = np.arange(len(history.accuracy)) if x is None else x[name]
+        ax.plot(xs, history.accuracy, label=name)
+    if target is not None:
+        ax.axhline(target[0], color="gray", linestyle="--", linewidth=1, label=target[1])
+    ax.set_xlabel("round" if x is None else "simulated time")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

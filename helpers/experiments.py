@@ -1,0 +1,159 @@
+"""Plumbing for the small seeded experiments of notebook 06: clients made from the shipped
+arrays (the writers themselves, or the same images re-dealt IID or by Dirichlet(α)), their
+datasets, and one training loop that records the global model's accuracy every round.
+
+Clients here hold NumPy arrays in memory instead of reading TFF's SQLite file for every round:
+the experiments re-deal the same images many ways, and reading from memory keeps each run to a
+few seconds. The pipeline is the course's (`data.preprocess`).
+"""
+import collections
+
+import numpy as np
+import tensorflow as tf
+
+from helpers import data
+
+Clients = collections.namedtuple("Clients", ["pixels", "labels"])
+Clients.__doc__ = """One client population: `pixels[cid]`, `labels[cid]` are client `cid`'s arrays, for `cid`
+in 0..N-1. Pixels stay uint8 as shipped (255 = background) until the pipeline: a quarter of the
+memory, and of what TFF serialises for every client dataset it is handed."""
+
+History = collections.namedtuple("History", ["accuracy", "weights", "state"])
+History.__doc__ = """accuracy[r]: the global model's accuracy on the evaluation images after round r
+(accuracy[0]: before training); weights: the final global weights; state: the final server state."""
+
+
+def writer_clients(client_ids):
+    """The natural partition: one client per writer in `client_ids`, holding that writer's training images."""
+    arrays = data.load_arrays()
+    writers = arrays["client_ids"]
+    unknown = sorted(set(client_ids) - set(writers))
+    if unknown:
+        raise data.UnknownClientError(f"Unknown writer(s) {unknown[:5]}: the training split holds {len(writers)} "
+                                      f"writers, e.g. {sorted(writers)[:3]}.")
+    index = {cid: i for i, cid in enumerate(writers)}
+    owner = arrays["train_client"]
+    pixels, labels = arrays["train_pixels"], arrays["train_labels"].astype(np.int32)
+    parts = [np.flatnonzero(owner == index[cid]) for cid in client_ids]
+    return Clients([pixels[p] for p in parts], [labels[p] for p in parts])
+
+
+def iid_parts(num_examples, num_clients, seed=0):
+    """Indices dealt out evenly at random: every client sees the same label distribution."""
+    return np.array_split(np.random.default_rng(seed).permutation(num_examples), num_clients)
+
+
+def dirichlet_parts(labels, num_clients, alpha, seed=0):
+    """Per-class shares over clients (notebook 02's convention): for each digit, its images are
+    shared among the clients by proportions drawn from Dirichlet(alpha). Small alpha: each client
+    holds a few digits. Clients left without any image are dropped (they could not train)."""
+    if alpha <= 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    rng = np.random.default_rng(seed)
+    parts = [[] for _ in range(num_clients)]
+    for digit in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == digit))
+        cuts = (np.cumsum(rng.dirichlet(alpha * np.ones(num_clients)))[:-1] * len(members)).astype(int)
+        for k, piece in enumerate(np.split(members, cuts)):
+            parts[k].extend(piece)
+    return [np.sort(np.array(p, dtype=np.int64)) for p in parts if p]
+
+
+def redeal(clients, parts):
+    """The same images as `clients`, pooled and dealt out again by `parts` (lists of pooled indices)."""
+    pixels, labels = np.concatenate(clients.pixels), np.concatenate(clients.labels)
+    return Clients([pixels[p] for p in parts], [labels[p] for p in parts])
+
+
+def label_share(clients):
+    """Mean over clients of the share of their most frequent digit: 0.1 = balanced, 1.0 = one digit each."""
+    return float(np.mean([np.bincount(y, minlength=10).max() / len(y) for y in clients.labels]))
+
+
+_base_datasets = {}
+
+
+@tf.function
+def _pipeline(base, epochs, batch_size, seed, max_batches):
+    # Compiled once per dataset type: without tf.function every client, every round, would trace
+    # data.preprocess again (about 17 ms each; notebook 05's appendix measures it).
+    as_tff = base.map(lambda example: collections.OrderedDict(  # TFF's EMNIST convention, as data.pooled
+        label=example["label"], pixels=tf.cast(example["pixels"], tf.float32) / 255.0))
+    return data.preprocess(as_tff, batch_size, epochs, seed=seed).take(max_batches)
+
+
+def client_dataset(clients, cid, epochs=1, batch_size=20, seed=0, max_batches=None):
+    """Client `cid`'s training data through the course's pipeline (`data.preprocess`), shuffled by `seed`;
+    `max_batches` cuts its local work short (a deadline)."""
+    if not 0 <= cid < len(clients.labels):
+        raise data.UnknownClientError(f"Unknown client {cid!r}: this population has clients 0..{len(clients.labels) - 1}.")
+    key = (id(clients.labels[cid]), id(clients.pixels[cid]))
+    if key not in _base_datasets:  # keyed by the arrays themselves: a re-dealt population gets new ones
+        _base_datasets[key] = (clients, tf.data.Dataset.from_tensor_slices(
+            collections.OrderedDict(label=clients.labels[cid], pixels=clients.pixels[cid])))
+    base = _base_datasets[key][1]  # [0] keeps the arrays alive, so their ids are not reused
+    return _pipeline(base, tf.constant(epochs, tf.int64), tf.constant(batch_size, tf.int64),
+                     tf.constant(seed, tf.int64), tf.constant(-1 if max_batches is None else max_batches, tf.int64))
+
+
+def element_spec(clients):
+    return client_dataset(clients, 0).element_spec
+
+
+def sample(num_clients, clients_per_round, round_num, seed=0, eligible=None):
+    """`clients_per_round` distinct clients drawn for this round (repeatably), from `eligible` if given."""
+    pool = np.arange(num_clients) if eligible is None else np.asarray(eligible)
+    if clients_per_round > len(pool):
+        raise ValueError(f"clients_per_round={clients_per_round} but only {len(pool)} clients can take part")
+    return list(np.random.default_rng([seed, round_num]).choice(pool, clients_per_round, replace=False))
+
+
+class Evaluator:
+    """Accuracy of global weights on centrally held images (`pixels` in TFF's convention)."""
+
+    def __init__(self, model_fn, pixels, labels):
+        self.model_fn = model_fn
+        self.model = model_fn()
+        self.inputs = data.to_model_input(pixels)
+        self.labels = np.asarray(labels)
+
+    def predictions(self, weights):
+        try:
+            self.model.set_weights([np.asarray(w) for w in weights])
+            return np.argmax(self.model(self.inputs, training=False), axis=-1)
+        except ValueError:
+            # Building a TFF learning process (tff.learning.algorithms.*) invalidates Keras models
+            # made before it ("Your Layer or Model is in an invalid state"): make a new one.
+            self.model = self.model_fn()
+            self.model.set_weights([np.asarray(w) for w in weights])
+            return np.argmax(self.model(self.inputs, training=False), axis=-1)
+
+    def accuracy(self, weights):
+        return float(np.mean(self.predictions(weights) == self.labels))
+
+    def per_digit(self, weights):
+        predicted = self.predictions(weights)
+        return np.array([np.mean(predicted[self.labels == d] == d) for d in range(10)])
+
+
+def run(initialize, next_round, get_weights, rounds, evaluator, seed=0):
+    """Train for `rounds` rounds; record the global model's accuracy before training and after each round.
+
+    initialize() -> state;  next_round(state, round_num) -> state;  get_weights(state) -> list of arrays.
+    Seeds TensorFlow first, so runs with the same seed start from the same initial model.
+    """
+    from helpers import runtime
+
+    runtime.set_seed(seed)
+    state = initialize()
+    accuracy = [evaluator.accuracy(get_weights(state))]
+    for round_num in range(rounds):
+        state = next_round(state, round_num)
+        accuracy.append(evaluator.accuracy(get_weights(state)))
+    return History(np.array(accuracy), [np.asarray(w) for w in get_weights(state)], state)
+
+
+def rounds_to(accuracy, target):
+    """First round whose accuracy reaches `target`, or None if it never does."""
+    hits = np.flatnonzero(np.asarray(accuracy) >= target)
+    return int(hits[0]) if len(hits) else None
