@@ -6,6 +6,7 @@
 - plotting: figures the notebooks share
 - progress: one progress bar for long loops
 - workers:  run TFF on executor workers (worker_binary) instead of the local runtime
+- experiments: client populations held in memory, and the training loop of notebooks 06 and 07
 
 The code each notebook teaches (model, client update, aggregation, process) lives in the
 notebooks themselves; code later notebooks reuse is saved here from the notebook that taught it.
