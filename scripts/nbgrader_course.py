@@ -81,6 +81,12 @@ def prepare(course_dir=COURSE_DIR):
 
 def release(out=ROOT / "exercises", force=False, course_dir=COURSE_DIR):
     """Generate the student version of every notebook; copy it to `out`. Returns the release folder."""
+    graded = sorted(p.parent.name for p in (course_dir / "autograded").glob(f"*/{ASSIGNMENT}"))
+    if graded:  # nbgrader would stop with a traceback: it protects the grades of an assignment's submissions
+        sys.exit(f"{course_dir} already holds graded submissions of '{ASSIGNMENT}' ({', '.join(graded)}), and "
+                 f"nbgrader will not regenerate an assignment that has submissions. Keep the grades "
+                 f"({course_dir / 'grades.csv'}), move the folder aside (e.g. `mv {course_dir} {course_dir}-graded`), "
+                 f"then run `make exercises` again.")
     prepare(course_dir)
     nbgrader(course_dir, "generate_assignment", ASSIGNMENT, "--force")
     released = course_dir / "release" / ASSIGNMENT

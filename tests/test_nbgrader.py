@@ -166,3 +166,9 @@ def test_nbgrader_round_trip(tmp_path):
 def test_grading_with_nothing_collected_says_where_to_put_submissions(tmp_path):
     with pytest.raises(SystemExit, match=r"Nothing to grade: put each student's notebooks in .*submitted/<student>/fedcourse/"):
         nbgrader_course.grade(course_dir=tmp_path)
+
+
+def test_releasing_over_graded_submissions_says_what_to_do(tmp_path):
+    (tmp_path / "autograded" / "ada" / "fedcourse").mkdir(parents=True)
+    with pytest.raises(SystemExit, match=r"already holds graded submissions of 'fedcourse' \(ada\).*move the folder aside"):
+        nbgrader_course.release(out=None, course_dir=tmp_path)
