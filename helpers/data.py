@@ -86,14 +86,22 @@ def pooled(split, path=DATA_FILE, sha256=DATA_SHA256, *, client_ids=None):
     arrays = load_arrays(path, sha256)
     pixels, labels = arrays[f"{split}_pixels"], arrays[f"{split}_labels"]
     if client_ids is not None:
-        writers = arrays["heldout_client_ids" if split == "heldout" else "client_ids"]
-        unknown = sorted(set(client_ids) - set(writers))
-        if unknown:
-            raise UnknownClientError(f"Unknown client id(s) {unknown[:5]} in the {split!r} split, which holds "
-                                     f"{len(writers)} writers, e.g. {sorted(writers)[:3]}.")
+        writers = split_writers(split, client_ids, path, sha256)
         chosen = np.isin(writers[arrays[f"{split}_client"]], list(client_ids))
         pixels, labels = pixels[chosen], labels[chosen]
     return pixels.astype(np.float32) / 255.0, labels.astype(np.int32)
+
+
+def split_writers(split, client_ids=(), path=DATA_FILE, sha256=DATA_SHA256):
+    """The writer ids of one split of the shipped file (`{split}_client` indexes them); raises
+    `UnknownClientError` naming any of `client_ids` that the split does not hold."""
+    arrays = load_arrays(path, sha256)
+    writers = arrays["heldout_client_ids" if split == "heldout" else "client_ids"]
+    unknown = sorted(set(client_ids) - set(writers))
+    if unknown:
+        raise UnknownClientError(f"Unknown client id(s) {unknown[:5]} in the {split!r} split, which holds "
+                                 f"{len(writers)} writers, e.g. {sorted(writers)[:3]}.")
+    return writers
 
 
 def to_model_input(pixels):

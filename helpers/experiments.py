@@ -11,27 +11,22 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from helpers import data
+from helpers import data, runtime
 
 Clients = collections.namedtuple("Clients", ["pixels", "labels"])
 Clients.__doc__ = """One client population: `pixels[cid]`, `labels[cid]` are client `cid`'s arrays, for `cid`
 in 0..N-1. Pixels stay uint8 as shipped (255 = background) until the pipeline: a quarter of the
 memory, and of what TFF serialises for every client dataset it is handed."""
 
-History = collections.namedtuple("History", ["accuracy", "weights", "state"])
+History = collections.namedtuple("History", ["accuracy", "weights"])
 History.__doc__ = """accuracy[r]: the global model's accuracy on the evaluation images after round r
-(accuracy[0]: before training); weights: the final global weights; state: the final server state."""
+(accuracy[0]: before training); weights: the final global weights."""
 
 
 def writer_clients(client_ids):
     """The natural partition: one client per writer in `client_ids`, holding that writer's training images."""
     arrays = data.load_arrays()
-    writers = arrays["client_ids"]
-    unknown = sorted(set(client_ids) - set(writers))
-    if unknown:
-        raise data.UnknownClientError(f"Unknown writer(s) {unknown[:5]}: the training split holds {len(writers)} "
-                                      f"writers, e.g. {sorted(writers)[:3]}.")
-    index = {cid: i for i, cid in enumerate(writers)}
+    index = {cid: i for i, cid in enumerate(data.split_writers("train", client_ids))}
     owner = arrays["train_client"]
     pixels, labels = arrays["train_pixels"], arrays["train_labels"].astype(np.int32)
     parts = [np.flatnonzero(owner == index[cid]) for cid in client_ids]
@@ -142,15 +137,13 @@ def run(initialize, next_round, get_weights, rounds, evaluator, seed=0):
     initialize() -> state;  next_round(state, round_num) -> state;  get_weights(state) -> list of arrays.
     Seeds TensorFlow first, so runs with the same seed start from the same initial model.
     """
-    from helpers import runtime
-
     runtime.set_seed(seed)
     state = initialize()
     accuracy = [evaluator.accuracy(get_weights(state))]
     for round_num in range(rounds):
         state = next_round(state, round_num)
         accuracy.append(evaluator.accuracy(get_weights(state)))
-    return History(np.array(accuracy), [np.asarray(w) for w in get_weights(state)], state)
+    return History(np.array(accuracy), [np.asarray(w) for w in get_weights(state)])
 
 
 def rounds_to(accuracy, target):
