@@ -12,6 +12,7 @@ import sys
 import time
 
 os.environ.setdefault("COURSE_QUICK", "1")  # kernels inherit it; `make test-full` sets 0
+os.environ.setdefault("COURSE_STRICT", "1")  # every runtime.check in a notebook must hold under test
 
 from helpers import runtime  # noqa: E402
 

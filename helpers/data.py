@@ -174,7 +174,7 @@ def check_online(url=None, timeout=10.0):
 
 def shipped_database(cache_dir=None):
     """Path of the SQLite file the shipped writers are read from. Client datasets name this path,
-    so an executor worker on another machine needs the file at the same place (notebook 08)."""
+    so an executor worker on another machine needs the file at the same place (notebook 09)."""
     return _shipped_cache_dir(DATA_FILE, DATA_SHA256, cache_dir) / "emnist_all.sqlite"
 
 

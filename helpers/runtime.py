@@ -45,6 +45,28 @@ QUICK = _flag("COURSE_QUICK")
 
 DEFAULT_SEED = 42
 
+#: True under CI (tests set COURSE_STRICT=1): a teaching check that does not hold raises.
+STRICT = _flag("COURSE_STRICT")
+
+
+class CheckFailed(AssertionError):
+    """A claim a notebook verifies did not hold (raised only when STRICT)."""
+
+
+def check(condition, what, why=""):
+    """Verify a claim in a teaching cell: print "✓ what" when it holds; otherwise "⚠ expected: what",
+    with `why` (the reason to expect it, and which setting may have changed it). Under CI
+    (COURSE_STRICT=1) a claim that fails raises `CheckFailed`; a learner who changed a setting gets
+    the explanation instead of a traceback."""
+    if condition:
+        print(f"✓ {what}")
+        return True
+    message = f"⚠ expected: {what}" + (f"\n  why: {why}" if why else "")
+    if STRICT:
+        raise CheckFailed(message)
+    print(message)
+    return False
+
 #: Where notebooks save what later notebooks or learners reuse (git-ignored).
 ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 

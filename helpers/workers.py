@@ -1,5 +1,5 @@
 """Run the course's TFF computations on executor workers: TFF's own `worker_binary` gRPC service,
-on this machine or others, instead of the local runtime (notebook 08 teaches it).
+on this machine or others, instead of the local runtime (notebook 09 teaches it).
 
     with workers.local_workers(2) as addresses:   # started here, always stopped by pid
         workers.use_workers(addresses)            # TFF's default context now runs on them
@@ -26,7 +26,7 @@ _GRPC_OPTIONS = [  # as TFF's local runtime: models and datasets travel in singl
 
 
 #: The TFF release whose private modules this file reaches into (the client-splitting fix, and
-#: notebook 08's looks at how a round is split and serialised).
+#: notebook 09 looks at how a round is split and serialised).
 TESTED_TFF_VERSION = "0.87.0"
 
 
@@ -141,7 +141,7 @@ def _fix_client_partitioning():
     and takes the "which clients are left" counters from the struct's *last* element. When that
     element is not CLIENTS-placed, the counters never advance, so every worker receives the first
     worker's share of clients and the rest are never trained: with 4 writers over 2 workers, the
-    round trained writers 0 and 1 twice (notebook 08 shows it). Here the counters come from the
+    round trained writers 0 and 1 twice (notebook 09 shows it). Here the counters come from the
     element that actually consumed clients. Leaves are still split by TFF's own code.
     """
     structure, mcec, _, computation_types = _tff_internals()

@@ -54,6 +54,7 @@ def run_notebook(path, quick):
     from nbclient import NotebookClient
 
     os.environ["COURSE_QUICK"] = "1" if quick else "0"  # the kernel inherits it
+    os.environ.setdefault("COURSE_STRICT", "1")  # a claim that fails stops the benchmark
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     peak, done = [0], threading.Event()

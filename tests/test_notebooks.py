@@ -18,7 +18,7 @@ def cells(path):
 def test_there_are_notebooks():
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
     assert len(set(numbers)) == len(numbers), "one notebook per number"
-    assert numbers == list(range(9)), "the course is 00-08, each number once"
+    assert numbers == list(range(10)), "the course is 00-09, each number once"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
