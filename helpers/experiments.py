@@ -114,14 +114,19 @@ class Evaluator:
 
     def predictions(self, weights):
         try:
-            self.model.set_weights([np.asarray(w) for w in weights])
-            return np.argmax(self.model(self.inputs, training=False), axis=-1)
+            return self._predict(weights)
         except ValueError:
             # Building a TFF learning process (tff.learning.algorithms.*) invalidates Keras models
             # made before it ("Your Layer or Model is in an invalid state"): make a new one.
             self.model = self.model_fn()
-            self.model.set_weights([np.asarray(w) for w in weights])
-            return np.argmax(self.model(self.inputs, training=False), axis=-1)
+            return self._predict(weights)
+
+    def _predict(self, weights, chunk=512):
+        self.model.set_weights([np.asarray(w) for w in weights])
+        # In chunks: the convolution's output for every test image at once is about 400 MB, and
+        # the allocator keeps such a peak for the rest of the session.
+        return np.concatenate([np.argmax(self.model(self.inputs[start:start + chunk], training=False), axis=-1)
+                               for start in range(0, len(self.labels), chunk)])
 
     def accuracy(self, weights):
         return float(np.mean(self.predictions(weights) == self.labels))

@@ -206,6 +206,22 @@ def use_local_runtime():
     tff.backends.native.set_sync_local_cpp_execution_context()
 
 
+def restart_local_runtime():
+    """A fresh local runtime, its previous worker_binary stopped by pid.
+
+    TFF's local worker grows with every learning process it runs (notebook 07's sweep of six DP
+    processes took one to 1.5 GB) and keeps that memory while it lives; a new one starts small.
+    """
+    import gc
+
+    from helpers import runtime
+
+    previous = runtime.worker_pids()
+    use_local_runtime()
+    gc.collect()  # TFF's handle on the old worker asks it to stop when collected
+    runtime.stop_processes(previous, timeout=0.2)  # a worker that has served calls ignores SIGINT for a while
+
+
 def use_workers_from_env(timeout=10.0):
     """If COURSE_WORKERS is set, run on those workers and return their addresses; else None."""
     value = os.environ.get(ENV_VAR, "").strip()
