@@ -6,7 +6,9 @@
 - plotting: figures the notebooks share
 - progress: one progress bar for long loops
 - workers:  run TFF on executor workers (worker_binary) instead of the local runtime
-- experiments: client populations held in memory, and the training loop of notebooks 06 and 07
+- experiments: client populations held in memory, and the training loop of notebooks 06-08
+- privacy:  secure aggregation's arithmetic, privacy accounting, attack measures (notebook 07)
+- robustness: attacks, robust aggregators and the fast round loop of notebook 08
 
 The code each notebook teaches (model, client update, aggregation, process) lives in the
 notebooks themselves; code later notebooks reuse is saved here from the notebook that taught it.
