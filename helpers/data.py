@@ -244,9 +244,21 @@ def check_client_ids(client_data, client_ids):
     return list(client_ids)
 
 
+def client_dataset_options():
+    """tf.data options for every client dataset handed to TFF: no graph rewrites, no autotuning.
+
+    TFF's worker optimises each client's dataset graph again on every call; for a pipeline this
+    small that costs more than it saves: with these options a one-example client costs about half
+    as much (notebook 09 measures it)."""
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    options.autotune.enabled = False
+    return options
+
+
 def preprocess(dataset, batch_size=20, epochs=1, shuffle_buffer=512, seed=None):
     """One client's pipeline, as taught in notebook 02: shuffle, repeat for local epochs, batch,
-    convert pixels to model input, prefetch. Yields OrderedDict(x=(B, 28, 28, 1) float32 with
+    convert pixels to model input, prefetch, with the options TFF runs it fastest with. Yields OrderedDict(x=(B, 28, 28, 1) float32 with
     ink = 1.0, y=(B,) int32): what `helpers.model.create_model` expects.
 
     `seed` fixes the shuffle order (every pass over the dataset reshuffles, reproducibly).
@@ -258,4 +270,5 @@ def preprocess(dataset, batch_size=20, epochs=1, shuffle_buffer=512, seed=None):
             .repeat(epochs)
             .batch(batch_size)
             .map(to_model_batch)
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)
+            .with_options(client_dataset_options()))

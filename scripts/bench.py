@@ -219,6 +219,88 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     }
 
 
+def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_size=20, tiny_clients=(1, 20)):
+    """The client dataset options (`data.client_dataset_options`) on and off, interleaved, for the course's
+    FedAvg and TFF's `build_weighted_fed_avg`, against Keras `fit`: per-client and per-round runtime cost
+    (a line through one-example rounds of 1 and 20 clients) and throughput of notebook 05's set-up."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    from helpers import data
+    from helpers.fedavg import build_fedavg_process
+    from helpers.model import create_model
+
+    train = data.load_federated_digits().train
+    ids = list(train.client_ids)
+    base = {cid: train.create_tf_dataset_for_client(cid) for cid in ids}
+    sizes = {cid: sum(1 for _ in base[cid]) for cid in ids}
+    compiled_preprocess = tf.function(data.preprocess)
+    tf_defaults = tf.data.Options()  # what a dataset gets without the course's options
+    tf_defaults.experimental_optimization.apply_default_optimizations = True
+    tf_defaults.autotune.enabled = True
+    element_spec = data.preprocess(base[ids[0]]).element_spec
+    course = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
+    builtin = tff.learning.algorithms.build_weighted_fed_avg(
+        lambda: tff.learning.models.from_keras_model(create_model(), input_spec=element_spec,
+                                                     loss=tf.keras.losses.SparseCategoricalCrossentropy()),
+        client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.05),
+        server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9),
+        loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR)
+    steps = {"course FedAvg": lambda state, ds: course.next(state, ds, 0.05)[0],
+             "build_weighted_fed_avg": lambda state, ds: builtin.next(state, ds).state}
+    states = {"course FedAvg": course.initialize(), "build_weighted_fed_avg": builtin.initialize()}
+    variants = [(name, on) for name in steps for on in (True, False)]
+
+    def round_seconds(name, on, chosen, epochs, r, examples=None):
+        start = time.perf_counter()
+        datasets = [compiled_preprocess(base[c].take(examples) if examples else base[c], batch_size, epochs,
+                                        seed=tf.constant(r, tf.int64)) for c in chosen]
+        datasets = datasets if on else [d.with_options(tf_defaults) for d in datasets]
+        states[name] = steps[name](states[name], datasets)
+        return time.perf_counter() - start
+
+    x, y = data.pooled("train")
+    inputs = data.to_model_input(x)
+    fit_model = create_model()
+    fit_model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    for name, on in variants:  # warm-up: first calls trace and compile
+        round_seconds(name, on, ids[:clients_per_round], 1, 0)
+    fit_model.fit(inputs, y, batch_size=batch_size, epochs=1, verbose=0)
+    rows = {f"{name}, options {'on' if on else 'off'}": {"per_client_s": [], "per_round_s": [], "examples_per_s": []}
+            for name, on in variants}
+    fit_rates, ratios = [], {key: [] for key in rows}
+    for i in range(repeats):
+        rates = {}
+        for name, on in variants:  # the variants take turns within each repetition
+            key = f"{name}, options {'on' if on else 'off'}"
+            tiny = []
+            for cpr in tiny_clients:
+                chosen = [list(np.random.default_rng([i, cpr, r]).choice(ids, cpr, replace=False)) for r in range(3)]
+                tiny.append(statistics.median(round_seconds(name, on, c, 1, r, examples=1) for r, c in enumerate(chosen)))
+            per_client, per_round = np.polyfit(tiny_clients, tiny, 1)
+            rows[key]["per_client_s"].append(float(per_client))
+            rows[key]["per_round_s"].append(float(per_round))
+            seconds = examples = 0
+            for r in range(2):
+                chosen = list(np.random.default_rng([i, r, 5]).choice(ids, clients_per_round, replace=False))
+                seconds += round_seconds(name, on, chosen, local_epochs, r)
+                examples += local_epochs * sum(sizes[c] for c in chosen)
+            rates[key] = examples / seconds
+            rows[key]["examples_per_s"].append(rates[key])
+        start = time.perf_counter()
+        fit_model.fit(inputs, y, batch_size=batch_size, epochs=1, verbose=0)
+        fit_rates.append(len(y) / (time.perf_counter() - start))
+        for key in rows:
+            ratios[key].append(rates[key] / fit_rates[-1])
+    result = {key: {"per_client_s": round(statistics.median(v["per_client_s"]), 4),
+                    "per_round_s": round(statistics.median(v["per_round_s"]), 4),
+                    "examples_per_s": _median_min_max(v["examples_per_s"]),
+                    "ratio_to_fit": round(statistics.median(ratios[key]), 2)} for key, v in rows.items()}
+    return {"variants": result, "fit_examples_per_s": _median_min_max(fit_rates), "repeats": repeats,
+            "clients_per_round": clients_per_round, "local_epochs": local_epochs, "one_example_rounds": list(tiny_clients)}
+
+
 def plot_round_cost(cost, path):
     import matplotlib
 
@@ -280,6 +362,14 @@ def main():
         print(f"  overhead: {o['per_round_s']} s per round + {o['per_client_s']} s per client (one-example rounds; "
               f"{o['python_dataset_build_s_per_client']} s of it building a client's dataset in Python) = "
               f"{o['share_of_steady_round']:.0%} of a steady round; without it {o['training_examples_per_s_without_overhead']} examples/s")
+    if not args.skip_throughput:
+        o = measure_dataset_options(args.repeats)
+        result["dataset_options"] = o
+        print(f"\nclient dataset options on/off, interleaved, median of {o['repeats']} (fit {o['fit_examples_per_s']['median']:.0f} examples/s):")
+        for key, v in o["variants"].items():
+            print(f"  {key:40s} {v['per_client_s']:.4f} s per client + {v['per_round_s']:.4f} s per round; "
+                  f"{v['examples_per_s']['median']:8.0f} examples/s ({v['examples_per_s']['min']:.0f}-{v['examples_per_s']['max']:.0f}), "
+                  f"{v['ratio_to_fit']} of fit")
     path = BUILD / "bench.json"
     if path.exists() and (args.skip_notebooks or args.skip_throughput or args.only):  # keep what was not re-run
         previous = json.loads(path.read_text())
