@@ -155,3 +155,35 @@ def rounds_to(accuracy, target):
     """First round whose accuracy reaches `target`, or None if it never does."""
     hits = np.flatnonzero(np.asarray(accuracy) >= target)
     return int(hits[0]) if len(hits) else None
+
+
+def tff_fedavg(model_fn, element_spec, client_learning_rate, model_aggregator=None, weighted=True,
+               server_optimizer=None):
+    """TFF's built-in FedAvg (`build_weighted_fed_avg`, or `build_unweighted_fed_avg` when not `weighted`)
+    for a Keras `model_fn`: client SGD at `client_learning_rate`, server SGD at 1 unless `server_optimizer`,
+    the dataset-iterator loop, and `model_aggregator` where TFF plugs in secure aggregation, DP,
+    robustness or compression (default: TFF's)."""
+    import tensorflow_federated as tff
+
+    build = tff.learning.algorithms.build_weighted_fed_avg if weighted else tff.learning.algorithms.build_unweighted_fed_avg
+    options = {} if model_aggregator is None else {"model_aggregator": model_aggregator}
+    return build(lambda: tff.learning.models.from_keras_model(model_fn(), input_spec=element_spec,
+                                                              loss=tf.keras.losses.SparseCategoricalCrossentropy()),
+                 client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=client_learning_rate),
+                 server_optimizer_fn=server_optimizer or tff.learning.optimizers.build_sgdm(learning_rate=1.0),
+                 loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR, **options)
+
+
+def run_tff(process, start_weights, rounds, datasets_fn, evaluator, seed=0):
+    """`run` for a TFF learning process started from `start_weights`: `datasets_fn(round_num)` gives the
+    round's client datasets (an empty list skips the round: nobody took part)."""
+    import tensorflow_federated as tff
+
+    def initialize():
+        weights = tff.learning.models.ModelWeights(trainable=list(start_weights), non_trainable=[])
+        return process.set_model_weights(process.initialize(), weights)
+
+    def next_round(state, round_num):
+        datasets = datasets_fn(round_num)
+        return process.next(state, datasets).state if datasets else state
+    return run(initialize, next_round, lambda state: process.get_model_weights(state).trainable, rounds, evaluator, seed)

@@ -137,6 +137,11 @@ def poisoned(clients, cid, mode, target=0):
     raise RobustnessInputError(f"unknown poisoning {mode!r}: 'label flip' or 'backdoor'")
 
 
+def _as_model_input(pixels):
+    """Shipped uint8 pixels (255 = background) -> the model's input as a NumPy array."""
+    return data.to_model_input(pixels.astype(np.float32) / 255.0).numpy()
+
+
 class Trainer:
     """Local training as the course's `client_update` does it (plain SGD on the mean cross-entropy, one
     pass over the client's examples in batches of 20), on batches drawn in NumPy: the same steps without
@@ -156,11 +161,13 @@ class Trainer:
                 variable.assign_sub(learning_rate * gradient)
         self._step = step
 
-    def _model_input(self, clients, cid):
-        key = id(clients.pixels[cid])
-        if key not in self._inputs:  # kept with its pixels, so the id is not reused
-            self._inputs[key] = (clients.pixels[cid], data.to_model_input(clients.pixels[cid].astype(np.float32) / 255.0).numpy())
-        return self._inputs[key][1]
+    def _model_input(self, clients, cid, cache=True):
+        pixels = clients.pixels[cid]
+        if not cache:  # poisoned copies are made anew every round: caching them would only grow
+            return _as_model_input(pixels)
+        if id(pixels) not in self._inputs:  # kept with its pixels, so the id is not reused
+            self._inputs[id(pixels)] = (pixels, _as_model_input(pixels))
+        return self._inputs[id(pixels)][1]
 
     def _order(self, labels, seed):
         order = np.random.default_rng(seed).permutation(len(labels))
@@ -168,8 +175,7 @@ class Trainer:
 
     def update(self, weights, clients, cid, seed, cache=True):
         """(flattened delta, number of examples) after one local epoch from `weights`."""
-        x = self._model_input(clients, cid) if cache else data.to_model_input(clients.pixels[cid].astype(np.float32) / 255.0).numpy()
-        y = clients.labels[cid]
+        x, y = self._model_input(clients, cid, cache), clients.labels[cid]
         for variable, value in zip(self.model.trainable_variables, weights):
             variable.assign(value)
         for batch in self._order(y, seed):
@@ -179,8 +185,8 @@ class Trainer:
     def batches(self, clients, cid, seed):
         """The batches `update` trains on, as a dataset in the course's format (for TFF)."""
         x, y = self._model_input(clients, cid), clients.labels[cid]
-        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
-            x=x[np.concatenate(self._order(y, seed))], y=y[np.concatenate(self._order(y, seed))])).batch(self.batch_size)
+        order = np.concatenate(self._order(y, seed))
+        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x[order], y=y[order])).batch(self.batch_size)
 
 
 def malicious_update(attack, honest_delta, num_examples, trainer, weights, clients, cid, seed, rng):

@@ -211,6 +211,8 @@ def restart_local_runtime():
 
     TFF's local worker grows with every learning process it runs (notebook 07's sweep of six DP
     processes took one to 1.5 GB) and keeps that memory while it lives; a new one starts small.
+    It stops every worker this process started, so call it only while no executor workers of your
+    own (`local_workers`) are running.
     """
     import gc
 

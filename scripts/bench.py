@@ -227,7 +227,7 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     import tensorflow as tf
     import tensorflow_federated as tff
 
-    from helpers import data
+    from helpers import data, experiments
     from helpers.fedavg import build_fedavg_process
     from helpers.model import create_model
 
@@ -241,12 +241,8 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     tf_defaults.autotune.enabled = True
     element_spec = data.preprocess(base[ids[0]]).element_spec
     course = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
-    builtin = tff.learning.algorithms.build_weighted_fed_avg(
-        lambda: tff.learning.models.from_keras_model(create_model(), input_spec=element_spec,
-                                                     loss=tf.keras.losses.SparseCategoricalCrossentropy()),
-        client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.05),
-        server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9),
-        loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR)
+    builtin = experiments.tff_fedavg(create_model, element_spec, 0.05,
+                                     server_optimizer=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
     steps = {"course FedAvg": lambda state, ds: course.next(state, ds, 0.05)[0],
              "build_weighted_fed_avg": lambda state, ds: builtin.next(state, ds).state}
     states = {"course FedAvg": course.initialize(), "build_weighted_fed_avg": builtin.initialize()}
