@@ -53,3 +53,22 @@ def plot_rounds(histories, ax=None, title=None, target=None, x=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_seeds(runs, ax=None, title=None, x=None, xlabel="round", ylabel="test accuracy"):
+    """{name: [experiments.History, one per seed]}: the mean over seeds as a line, the range between the
+    lowest and the highest seed shaded. `x`: {name: array} to plot against something else than the round."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for name, histories in runs.items():
+        curves = np.array([history.accuracy for history in histories])
+        xs = np.arange(curves.shape[1]) if x is None else x[name]
+        (line,) = ax.plot(xs, curves.mean(axis=0), label=f"{name} ({len(histories)} seeds)")
+        ax.fill_between(xs, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -1,8 +1,8 @@
 """Plumbing for notebook 08 (security and robustness): attackers that run their own code, robust
 aggregators over flattened updates, a backdoor trigger, and a fast round loop for the attack grid.
 
-The grid trains many short runs, so rounds run here in plain TensorFlow: each client's update is the
-course's local SGD (notebook 03's `client_update`, on batches drawn in NumPy), the server step is
+The grid trains many short runs, so rounds run on `helpers.simulation`'s fast trainer: each client's
+update is the course's local SGD (notebook 03's `client_update`, compiled once), the server step is
 FedAvg's with rate 1. Notebook 08 checks that one of these aggregators, written as a
 `tff.aggregators` factory, gives the same model inside TFF's own runtime.
 """
@@ -11,7 +11,8 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from helpers import data, experiments as ex
+from helpers import experiments as ex
+from helpers.simulation import Trainer, flatten, unflatten  # noqa: F401 (08 uses rb.Trainer)
 
 ATTACKS = ("sign flip", "boosted", "gaussian noise", "label flip", "weight inflation", "backdoor")
 BACKDOOR_TARGET = 0  # the backdoor makes any image carrying the trigger read as this digit
@@ -21,19 +22,6 @@ INFLATION = 100.0  # the inflating attacker claims this many times its real numb
 
 class RobustnessInputError(ValueError):
     """Bad input to the robustness helpers: an unknown aggregator or attack, a fraction out of range, a wrong shape."""
-
-
-def flatten(weights):
-    return np.concatenate([np.asarray(w, np.float64).ravel() for w in weights])
-
-
-def unflatten(vector, like):
-    shapes, out, start = [np.shape(w) for w in like], [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        out.append(vector[start:start + size].reshape(shape).astype(np.float32))
-        start += size
-    return out
 
 
 # --- aggregators: (updates (n, P), weights (n,)) -> aggregate (P,) ----------------------------------
@@ -135,58 +123,6 @@ def poisoned(clients, cid, mode, target=0):
         pixels = np.where(half[:, None, None], add_trigger(pixels), pixels)
         return ex.Clients([pixels], [np.where(half, target, labels).astype(np.int32)])
     raise RobustnessInputError(f"unknown poisoning {mode!r}: 'label flip' or 'backdoor'")
-
-
-def _as_model_input(pixels):
-    """Shipped uint8 pixels (255 = background) -> the model's input as a NumPy array."""
-    return data.to_model_input(pixels.astype(np.float32) / 255.0).numpy()
-
-
-class Trainer:
-    """Local training as the course's `client_update` does it (plain SGD on the mean cross-entropy, one
-    pass over the client's examples in batches of 20), on batches drawn in NumPy: the same steps without
-    a tf.data pipeline per client, about six times faster on two cores. `batches` gives the same batches
-    as a dataset, so TFF can be handed exactly what this trainer trains on (notebook 08 compares the two).
-    """
-
-    def __init__(self, model_fn, learning_rate=0.1, batch_size=20):
-        self.model, self.batch_size, self._inputs = model_fn(), batch_size, {}
-        loss_fn, variables = tf.keras.losses.SparseCategoricalCrossentropy(), self.model.trainable_variables
-
-        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32), tf.TensorSpec([None], tf.int32)])
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, self.model(x, training=True))
-            for variable, gradient in zip(variables, tape.gradient(loss, variables)):
-                variable.assign_sub(learning_rate * gradient)
-        self._step = step
-
-    def _model_input(self, clients, cid, cache=True):
-        pixels = clients.pixels[cid]
-        if not cache:  # poisoned copies are made anew every round: caching them would only grow
-            return _as_model_input(pixels)
-        if id(pixels) not in self._inputs:  # kept with its pixels, so the id is not reused
-            self._inputs[id(pixels)] = (pixels, _as_model_input(pixels))
-        return self._inputs[id(pixels)][1]
-
-    def _order(self, labels, seed):
-        order = np.random.default_rng(seed).permutation(len(labels))
-        return [order[start:start + self.batch_size] for start in range(0, len(labels), self.batch_size)]
-
-    def update(self, weights, clients, cid, seed, cache=True):
-        """(flattened delta, number of examples) after one local epoch from `weights`."""
-        x, y = self._model_input(clients, cid, cache), clients.labels[cid]
-        for variable, value in zip(self.model.trainable_variables, weights):
-            variable.assign(value)
-        for batch in self._order(y, seed):
-            self._step(x[batch], y[batch])
-        return flatten([v.numpy() - w for v, w in zip(self.model.trainable_variables, weights)]), float(len(y))
-
-    def batches(self, clients, cid, seed):
-        """The batches `update` trains on, as a dataset in the course's format (for TFF)."""
-        x, y = self._model_input(clients, cid), clients.labels[cid]
-        order = np.concatenate(self._order(y, seed))
-        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x[order], y=y[order])).batch(self.batch_size)
 
 
 def malicious_update(attack, honest_delta, num_examples, trainer, weights, clients, cid, seed, rng):

@@ -22,13 +22,19 @@ sys.path.insert(0, str(ROOT))
 
 from helpers import runtime, data  # noqa: E402
 
-BASE = dict(local_epochs=3, rounds=170, clients_per_round=5, client_lr=(0.1, 0.005), server_momentum=0.9)
+BASE = dict(local_epochs=3, rounds=170, clients_per_round=5, client_lr=(0.1, 0.005), server_lr=1.0, server_momentum=0.9)
 GRID = {  # name: what changes from notebook 05's setting
     "05's setting": {},
     "1 local epoch": dict(local_epochs=1),
     "5 local epochs (100 rounds)": dict(local_epochs=5, rounds=100),
-    "no server momentum": dict(server_momentum=0.0),
-    "server momentum 0.95": dict(server_momentum=0.95),
+    # Server optimisers on grids of the same size (3 rates, about 3x apart), so neither wins by its step size:
+    # with momentum b, SGD's steps are about 1/(1 - b) times longer than without (10x for 0.9).
+    "server momentum 0.9, rate 0.3": dict(server_lr=0.3),
+    "server momentum 0.9, rate 3": dict(server_lr=3.0),
+    "no server momentum, rate 1": dict(server_momentum=0.0),
+    "no server momentum, rate 3": dict(server_momentum=0.0, server_lr=3.0),
+    "no server momentum, rate 10": dict(server_momentum=0.0, server_lr=10.0),
+    "server momentum 0.95, rate 0.5": dict(server_momentum=0.95, server_lr=0.5),
     "client rate 0.2 -> 0.005": dict(client_lr=(0.2, 0.005)),
     "client rate 0.1, constant": dict(client_lr=(0.1, 0.1)),
     "10 writers a round (85 rounds)": dict(clients_per_round=10, rounds=85),
@@ -45,7 +51,7 @@ def run(setting, train_data, train_ids, validation, quick, seed=None, checkpoint
     rounds = 3 if quick else setting["rounds"]
     element_spec = data.preprocess(train_data.create_tf_dataset_for_client(train_ids[0])).element_spec
     process = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(
-        learning_rate=1.0, momentum=setting["server_momentum"]))
+        learning_rate=setting["server_lr"], momentum=setting["server_momentum"]))
     compiled_preprocess = tf.function(data.preprocess)
     base = {cid: train_data.create_tf_dataset_for_client(cid) for cid in train_ids}
     model = create_model()

@@ -134,6 +134,7 @@ def test_notebook_00_runs_in_jupyterlab_through_the_menu(lab, page):
 
     text = outputs_text(page)
     assert "Traceback (most recent call last)" not in text, text[text.find("Traceback") - 500:][:3000]
+    assert (ROOT / "notebooks" / name).read_bytes() == stored, "the notebook on disk must stay as it was"
     assert "TFF         0.87.0" in text, "the version check prints TFF's version"
     assert page.locator(".jp-OutputArea-output img").count() >= 1, "a figure is shown"
     assert page.locator(".jp-OutputArea-output .jupyter-widgets .progress-bar").count() >= 1, "the progress bar is a widget"
@@ -154,3 +155,47 @@ def test_the_student_copy_shows_the_exercise_stub(lab, page):
     assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").count() == 1
     source = cell.locator(".jp-InputArea").text_content()
     assert "raise NotImplementedError()" in source and "tff.federated_mean" not in source, source
+
+
+def test_the_playground_adds_a_curve_when_a_setting_changes(lab, page):
+    """Notebook 06's playground in JupyterLab: run the setup cell and the playground cell, change a
+    control, press Run, see one more curve; a bad setting gets a message in the panel."""
+    base, token = lab
+    name = "06_best_practices.ipynb"
+    stored = (ROOT / "notebooks" / name).read_bytes()
+    page.goto(f"{base}/lab/tree/notebooks/{name}?reset&token={token}")
+    page.wait_for_selector(f".lm-TabBar-tab.lm-mod-current:has-text('{name}')", timeout=90_000)
+    page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
+                           timeout=120_000)
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    try:
+        for marker in ("QUICK = runtime.setup(", "playground.Playground("):  # the playground needs only the setup cell
+            cell = notebook.locator(".jp-CodeCell", has_text=marker).first
+            cell.scroll_into_view_if_needed(timeout=60_000)
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Control+Enter")
+            page.wait_for_timeout(1000)
+            page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
+                                   timeout=300_000)
+        panel = notebook.locator(".jupyter-widgets", has_text="clients per round").first
+        panel.get_by_text("1 run on the plot").wait_for(timeout=120_000)
+        assert panel.locator("img").count() >= 1, "the plot is shown in the panel"
+        page.screenshot(path=str(SHOTS / "04-playground-first-run.png"))
+
+        panel.locator(".widget-text", has_text="clients per round").locator("input").fill("20")
+        panel.locator(".widget-text", has_text="clients per round").locator("input").press("Enter")
+        panel.get_by_role("button", name="Run", exact=True).click()
+        panel.get_by_text("2 runs on the plot").wait_for(timeout=120_000)
+        assert "20/round" in panel.text_content()
+        page.screenshot(path=str(SHOTS / "05-playground-second-run.png"))
+
+        panel.locator(".widget-text", has_text="label skew α").locator("input").fill("-1")
+        panel.locator(".widget-text", has_text="label skew α").locator("input").press("Enter")
+        panel.get_by_role("button", name="Run", exact=True).click()
+        panel.get_by_text("α must be positive").wait_for(timeout=30_000)
+        assert "2 runs on the plot" in panel.text_content(), "a bad setting adds no curve"
+    finally:
+        page.screenshot(path=str(SHOTS / "06-playground-bad-input.png"))
+    text = outputs_text(page)
+    assert "Traceback (most recent call last)" not in text, text[text.find("Traceback") - 500:][:3000]
+    assert (ROOT / "notebooks" / name).read_bytes() == stored, "the notebook on disk must stay as it was"

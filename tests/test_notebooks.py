@@ -40,7 +40,7 @@ def test_same_anatomy(path):
     order = ["## Setup", "## Step 1", "## Exercises", "## Recap", "## Next"]
     positions = [text.find(h) for h in order]
     assert -1 not in positions and positions == sorted(positions), dict(zip(order, positions))
-    assert "runtime.setup()" in code
+    assert "runtime.setup(" in code
     assert code.count("### BEGIN SOLUTION") == code.count("### END SOLUTION") >= 2
     assert code.count("# Self-check") >= 2
 
