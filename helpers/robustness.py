@@ -134,11 +134,11 @@ def malicious_update(attack, honest_delta, num_examples, trainer, weights, clien
     if attack == "gaussian noise":
         return rng.normal(0, BOOST * np.linalg.norm(honest_delta) / np.sqrt(honest_delta.size), honest_delta.size), num_examples
     if attack == "label flip":  # honest code on poisoned data
-        return trainer.update(weights, poisoned(clients, cid, "label flip"), 0, seed, cache=False)
+        return trainer.update(weights, poisoned(clients, cid, "label flip"), 0, seed)
     if attack == "weight inflation":  # a sign-flipped update that claims to speak for many examples
         return -honest_delta, INFLATION * num_examples
     if attack == "backdoor":  # model replacement: train on triggered images, then boost (Bagdasaryan et al., 2020)
-        delta, n = trainer.update(weights, poisoned(clients, cid, "backdoor", BACKDOOR_TARGET), 0, seed, cache=False)
+        delta, n = trainer.update(weights, poisoned(clients, cid, "backdoor", BACKDOOR_TARGET), 0, seed)
         return BOOST * delta, n
     raise RobustnessInputError(f"unknown attack {attack!r}: choose one of {list(ATTACKS)}")
 

@@ -46,35 +46,29 @@ class Trainer:
 
     def __init__(self, model_fn, learning_rate=0.1, batch_size=20):
         self.model, self.batch_size, self.learning_rate = model_fn(), batch_size, learning_rate
-        self._inputs = {}
         variables = self.model.trainable_variables
         received = [tf.Variable(v) for v in variables]
         loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32), tf.TensorSpec([None], tf.int32),
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8), tf.TensorSpec([None], tf.int32),
                                       tf.TensorSpec([None, batch_size], tf.int32), tf.TensorSpec([], tf.float32),
                                       tf.TensorSpec([], tf.float32)])
-        def local_training(x, y, batches, learning_rate, mu):
+        def local_training(pixels, y, batches, learning_rate, mu):
             # One graph for all of a client's steps: no Python between batches. Rows of `batches` are
-            # example indices, padded with -1 where the last batch of an epoch is short.
+            # example indices, padded with -1 where the last batch of an epoch is short. Pixels stay
+            # uint8 as shipped and become the model's input batch by batch: a float copy of every
+            # population's images, kept per trainer, was what grew notebook 06's memory by 300 MB.
             for keep, variable in zip(received, variables):
                 keep.assign(variable)
             for i in tf.range(tf.shape(batches)[0]):
                 index = tf.boolean_mask(batches[i], batches[i] >= 0)
                 with tf.GradientTape() as tape:
-                    loss = loss_fn(tf.gather(y, index), self.model(tf.gather(x, index), training=True))
+                    x = data.to_model_input(tf.cast(tf.gather(pixels, index), tf.float32) / 255.0)
+                    loss = loss_fn(tf.gather(y, index), self.model(x, training=True))
                 for variable, gradient, start in zip(variables, tape.gradient(loss, variables), received):
                     variable.assign_sub(learning_rate * (gradient + mu * (variable - start)))
             return tf.constant(0)
         self._local_training = local_training
-
-    def model_input(self, clients, cid, cache=True):
-        pixels = clients.pixels[cid]
-        if not cache:  # copies made anew every round (an attacker's poisoned data): caching would only grow
-            return as_model_input(pixels)
-        if id(pixels) not in self._inputs:  # kept with its pixels, so the id is not reused
-            self._inputs[id(pixels)] = (pixels, as_model_input(pixels))
-        return self._inputs[id(pixels)][1]
 
     def order(self, num_examples, seed, epochs=1, max_batches=None):
         """(batches, batch_size) example indices, -1 padding; each epoch shuffled afresh from `seed`."""
@@ -89,10 +83,13 @@ class Trainer:
         rows = rows[:max_batches] if max_batches is not None else rows
         return np.array(rows, np.int32).reshape(-1, self.batch_size)
 
-    def update(self, weights, clients, cid, seed, epochs=1, mu=0.0, max_batches=None, cache=True):
+    def update(self, weights, clients, cid, seed, epochs=1, mu=0.0, max_batches=None):
         if not 0 <= cid < len(clients.labels):
             raise data.UnknownClientError(f"Unknown client {cid!r}: this population has clients 0..{len(clients.labels) - 1}.")
-        x, y = self.model_input(clients, cid, cache), np.asarray(clients.labels[cid], np.int32)
+        x, y = np.asarray(clients.pixels[cid]), np.asarray(clients.labels[cid], np.int32)
+        if x.dtype != np.uint8:
+            raise TypeError(f"client {cid}'s pixels are {x.dtype}; the trainer takes them as shipped, uint8 with 255 = "
+                            f"background (experiments.writer_clients and redeal keep them so)")
         batches = self.order(len(y), seed, epochs, max_batches)
         for variable, value in zip(self.model.trainable_variables, weights):
             variable.assign(value)
@@ -102,7 +99,7 @@ class Trainer:
 
     def batches(self, clients, cid, seed, epochs=1, max_batches=None):
         """The batches `update` trains on, as a dataset in the course's format (for a TFF process)."""
-        x, y = self.model_input(clients, cid), np.asarray(clients.labels[cid], np.int32)
+        x, y = as_model_input(clients.pixels[cid]), np.asarray(clients.labels[cid], np.int32)
         rows = self.order(len(y), seed, epochs, max_batches)
         sizes = (rows >= 0).sum(axis=1).astype(np.int64)
         examples = collections.OrderedDict(x=tf.constant(x[rows[rows >= 0]]), y=tf.constant(y[rows[rows >= 0]]))
