@@ -8,6 +8,26 @@ VENV="${VENV:-.venv}"
 
 die() { printf '\nSET-UP STOPPED: %s\n\n' "$*" >&2; exit 1; }
 
+# TensorFlow Federated 0.87.0 publishes one wheel: Linux on x86_64. Say so before installing anything.
+check_platform() {
+  local os arch name
+  os=$(uname -s 2>/dev/null || echo unknown)
+  arch=$(uname -m 2>/dev/null || echo unknown)
+  case "$os" in
+    Linux) [ "$arch" = "x86_64" ] || [ "$arch" = "amd64" ] && return 0; name="Linux on $arch" ;;
+    Darwin) name="macOS on $arch" ;;
+    MINGW*|MSYS*|CYGWIN*|Windows*) name="Windows ($os)" ;;
+    *) name="$os on $arch" ;;
+  esac
+  die "This is $name. TensorFlow Federated 0.87.0, which the course needs, publishes a wheel for Linux on x86_64 only, so it cannot be installed here.
+Ways that work (README, \"Where the course runs\"):
+  - Binder: the badge in the README runs the course in your browser, nothing to install;
+  - a dev container: open the repository in GitHub Codespaces or in VS Code with Docker (.devcontainer/);
+  - Windows: WSL2 with Ubuntu, then \`make setup\` inside it;
+  - any Linux x86_64 machine or virtual machine."
+}
+check_platform
+
 py_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
 
 # TFF 0.87.0 (the newest release) declares Requires-Python >=3.9,<3.12; the course's pinned

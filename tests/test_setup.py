@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,9 +47,38 @@ def test_setup_without_any_supported_python(tmp_path):
     (bin_dir / "python3").write_text("#!/bin/sh\necho 3.12\n")
     (bin_dir / "python3").chmod(0o755)
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    (bin_dir / "uname").symlink_to(shutil.which("uname"))
     result = _setup(tmp_path, PATH=str(bin_dir), PYTHON="")
     assert result.returncode == 1
     assert "No Python 3.11 found (python3 is Python 3.12)" in result.stderr
+
+
+def _fake_platform(tmp_path, system, machine):
+    """A PATH whose `uname` reports another platform."""
+    bin_dir = tmp_path / "fake-platform"
+    bin_dir.mkdir()
+    (bin_dir / "uname").write_text(f'#!/bin/sh\ncase "$1" in -s) echo "{system}";; -m) echo "{machine}";; esac\n')
+    (bin_dir / "uname").chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize("system,machine,named", [
+    ("Darwin", "arm64", "macOS on arm64"), ("Darwin", "x86_64", "macOS on x86_64"),
+    ("Linux", "aarch64", "Linux on aarch64"), ("MINGW64_NT-10.0-19045", "x86_64", "Windows (MINGW64_NT-10.0-19045)")])
+def test_setup_stops_early_where_tff_has_no_wheel(tmp_path, system, machine, named):
+    start = time.monotonic()
+    result = _setup(tmp_path, PATH=_fake_platform(tmp_path, system, machine))
+    seconds = time.monotonic() - start
+    assert result.returncode == 1 and seconds < 1.0, (result.returncode, seconds)
+    assert f"This is {named}." in result.stderr and "Linux on x86_64 only" in result.stderr
+    for way in ("Binder", "dev container", "WSL2", "Linux x86_64 machine"):
+        assert way in result.stderr, way
+    assert not (tmp_path / "venv").exists()  # nothing installed
+
+
+def test_setup_goes_on_to_check_python_on_linux_x86_64(tmp_path):
+    result = _setup(tmp_path, PATH=_fake_platform(tmp_path, "Linux", "x86_64"), PYTHON=str(_fake_python(tmp_path, "3.12")))
+    assert result.returncode == 1 and "This is" not in result.stderr and "is Python 3.12" in result.stderr
 
 
 def test_installed_environment_starts_a_kernel():
@@ -102,3 +132,19 @@ def test_jupyterlab_serves_the_course(tmp_path):
             proc.terminate()
         lab.wait(timeout=20)
         log.close()
+
+
+def test_the_dev_container_runs_the_readme_commands_on_python_311_x86_64():
+    """What can be checked without a Docker daemon: the file parses, its image is a Python 3.11 one on
+    x86_64 (TFF's only wheel), it runs the README's set-up, and forwards the port `make lab` serves."""
+    config = json.loads((ROOT / ".devcontainer" / "devcontainer.json").read_text())
+    image = config["image"]
+    assert image.startswith("mcr.microsoft.com/devcontainers/python:") and "-3.11-" in image, image
+    assert "--platform=linux/amd64" in config["runArgs"], "Apple silicon would otherwise pull an arm64 image"
+    readme = (ROOT / "README.md").read_text()
+    assert config["postCreateCommand"] == "make setup" and "make setup" in readme and "make lab" in readme
+    assert "setup:" in (ROOT / "Makefile").read_text()
+    assert 8888 in config["forwardPorts"] and "--ServerApp.port" not in (ROOT / "Makefile").read_text()  # lab's default port
+    interpreter = config["customizations"]["vscode"]["settings"]["python.defaultInterpreterPath"]
+    assert interpreter.endswith("/.venv/bin/python") and "VENV ?= .venv" in (ROOT / "Makefile").read_text()
+    assert ".devcontainer" in readme
