@@ -61,3 +61,52 @@ def test_binder_gets_the_course_settings_and_the_exercise_copies():
 
     settings = json.loads((ROOT / "jupyter" / "overrides.json").read_text())
     assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+
+
+def _binder_base():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("binder_base", ROOT / "scripts" / "binder_base.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_base_environment_takes_the_python_packages_of_repo2dockers_lock(tmp_path, capsys):
+    lock = tmp_path / "environment.py-3.11-linux-64.lock"
+    lock.write_text("@EXPLICIT\n" + "\n".join(f"https://conda.anaconda.org/conda-forge/{p}#0123" for p in (
+        "linux-64/openssl-3.5.4-h26f9b46_0.conda", "linux-64/python-3.11.14-hd63d673_1_cpython.conda",
+        "noarch/jupyterlab-4.4.9-pyhd8ed1ab_0.conda", "noarch/jupyterhub-base-5.4.0-pyh31011fe_0.conda",
+        "noarch/jupyterhub-singleuser-5.4.0-pyh31011fe_0.conda", "linux-64/pydantic-core-2.41.4-py311h902ca64_0.conda",
+        "noarch/typing_extensions-4.15.0-pyhcf101f3_0.conda", "noarch/typing-extensions-4.15.0-h396c80c_0.conda")))
+    _binder_base().requirements(lock)
+    assert capsys.readouterr().out.split() == ["jupyterlab==4.4.9", "jupyterhub==5.4.0", "pydantic-core==2.41.4",
+                                               "typing_extensions==4.15.0"]
+
+
+def test_pip_check_allows_only_tffs_own_pins(tmp_path):
+    import pytest
+
+    binder_base = _binder_base()
+    explained = ("tensorflow-federated 0.87.0 has requirement jax==0.4.14, but you have jax 0.4.13.\n"
+                 "tensorflow-federated 0.87.0 has requirement typing-extensions==4.5.*,>=4.5.0, but you have typing-extensions 4.15.0.\n")
+    (tmp_path / "ok.txt").write_text(explained)
+    binder_base.pip_check(tmp_path / "ok.txt")
+    (tmp_path / "bad.txt").write_text(explained + "pydantic 2.12.2 has requirement typing-extensions>=4.14.1, but you have typing-extensions 4.5.0.\n")
+    with pytest.raises(SystemExit, match="pydantic 2.12.2"):
+        binder_base.pip_check(tmp_path / "bad.txt")
+
+
+def test_the_plan_must_install_requirements_before_postbuild(tmp_path):
+    import pytest
+
+    binder_base = _binder_base()
+    lock = "environment-2epy-2d3-2e11-2dlinux-2d64-2elock"
+    (tmp_path / "plan.log").write_text("Building conda environment for python=3.11\n")
+    (tmp_path / "plan.txt").write_text(f'COPY x/{lock} /tmp/env\nRUN pip install --no-cache-dir -r "binder/requirements.txt"\nRUN ./binder/postBuild\n')
+    binder_base.plan(tmp_path / "plan.txt", "3.11")
+    (tmp_path / "plan.txt").write_text(f'COPY x/{lock} /tmp/env\nRUN ./binder/postBuild\nRUN pip install --no-cache-dir -r "binder/requirements.txt"\n')
+    with pytest.raises(AssertionError, match="then run binder/postBuild"):
+        binder_base.plan(tmp_path / "plan.txt", "3.11")
+    with pytest.raises(AssertionError, match="does not plan Python 3.12"):
+        binder_base.plan(tmp_path / "plan.txt", "3.12")
