@@ -124,9 +124,28 @@ def serve():
         _stop(lab)
     print("JupyterLab serves the course: notebook 00 and the exercise copies")
 
-    # JupyterHub's single-user server, as a hub would start it, but with no hub listening: it must
-    # start serving; requests then go to the hub for login, which answers nothing here.
+    # JupyterHub's single-user server, as a hub would start it. It first asks the hub's API for its
+    # version (and gives up after five tries without a hub), so a stand-in answers that one question;
+    # the server must then serve, and send a request without a login to the hub.
+    import http.server
+    import threading
+
+    import jupyterhub
+
+    class StandInHub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("X-JupyterHub-Version", jupyterhub.__version__)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
     port, hub_port = _free_port(), _free_port()
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", hub_port), StandInHub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
     prefix = "/user/learner/"
     env = {**os.environ, "JUPYTERHUB_API_TOKEN": "binder-check", "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
            "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_PREFIX": prefix, "JUPYTERHUB_USER": "learner",
@@ -138,12 +157,20 @@ def serve():
                                   stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         status, _ = _wait_http(f"http://127.0.0.1:{port}{prefix}api/status", singleuser, log)
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # does not follow redirects
+        connection.request("GET", f"{prefix}lab")
+        response = connection.getresponse()
+        lab_status, location = response.status, response.getheader("Location", "")
+        connection.close()
     finally:
         _stop(singleuser)
-    assert status in (302, 403), f"jupyterhub-singleuser answered {status}; expected a redirect to the hub's login"
-    import jupyterhub
-
-    print(f"jupyterhub-singleuser {jupyterhub.__version__} serves and sends requests to the hub to log in ({status})")
+        hub.shutdown()
+    assert status == 403 and lab_status == 302 and location.startswith("/hub/api/oauth2/authorize"), \
+        (status, lab_status, location, Path(log).read_text()[-2000:])
+    print(f"jupyterhub-singleuser {jupyterhub.__version__} serves: the API refuses a request without a login ({status}), "
+          f"JupyterLab's page sends the browser to the hub to log in ({lab_status})")
 
 
 if __name__ == "__main__":
