@@ -18,7 +18,7 @@ def cells(path):
 def test_there_are_notebooks():
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
     assert len(set(numbers)) == len(numbers), "one notebook per number"
-    assert numbers == list(range(10)), "the course is 00-09, each number once"
+    assert numbers == list(range(11)), "the course is 00-10, each number once"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -83,3 +83,29 @@ def test_references_point_at_notebooks_that_exist(path):
     links = set(re.findall(r"\((\d\d_[a-z_]+\.ipynb)\)", text))
     assert links <= names, sorted(links - names)
     assert "coming next" not in text.lower() and "coming soon" not in text.lower()
+
+
+def _section(text, heading):
+    """The markdown under `heading` up to the next heading of the same level or higher."""
+    start = text.index(heading)
+    following = re.search(r"^#{1,2} ", text[start + len(heading):], re.M)
+    return text[start:start + len(heading) + (following.start() if following else len(text))]
+
+
+def test_the_notebooks_form_a_chain_and_their_links_resolve():
+    """00 -> ... -> 10: every Next links the next notebook, every Previous the one before, and every
+    link to a file of the repository (not a web address) names a file that exists."""
+    for i, path in enumerate(NOTEBOOKS):
+        nb = cells(path)
+        first = "".join(nb[0]["source"])
+        text = "\n".join("".join(c["source"]) for c in nb if c["cell_type"] == "markdown")
+        if i + 1 < len(NOTEBOOKS):
+            assert f"]({NOTEBOOKS[i + 1].name})" in _section(text, "## Next"), f"{path.name}: Next must link {NOTEBOOKS[i + 1].name}"
+        else:
+            assert "end of the course" in _section(text, "## Next")
+        if i > 0:
+            assert f"Previous: [" in first and f"]({NOTEBOOKS[i - 1].name})" in first, f"{path.name}: Previous"
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", link) or link.startswith("#"):
+                continue
+            assert (path.parent / link.split("#")[0]).exists(), f"{path.name}: {link} does not exist"
