@@ -4,17 +4,27 @@ VENV ?= .venv
 # The GitHub repository Binder builds the course from: `make badges BINDER_REPO=owner/name` rewrites every Binder link.
 BINDER_REPO ?= fedcourse/tff-federated-digits
 export PYTHON VENV
+# nbgrader's panels for instructors; learners keep Validate and the Assignments list.
+NBGRADER_INSTRUCTOR_PANELS = @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment @jupyter/nbgrader:course-list
 
-.PHONY: setup lab test test-full bench exercises grade badges binder-check clean
+.PHONY: setup lab instructor learner test test-full bench exercises grade badges binder-check clean
 
 setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
 
-# The repository is the server's root (notebooks/ and exercises/ side by side); notebook 00 opens first.
-LAB_ARGS = --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_environment_and_vocabulary.ipynb
+# The repository is the server's root (notebooks/ and exercises/ side by side); the exercise copy of
+# notebook 00 opens first: learners start from the exercises, the solved edition is in notebooks/.
+LAB_ARGS = --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) exercises/00_environment_and_vocabulary.ipynb
 
-lab: setup  ## open the course in JupyterLab at the first notebook
+lab: setup  ## open the course in JupyterLab at the exercise copy of notebook 00 (writes missing exercise copies first, never replaces yours)
+	$(VENV)/bin/python scripts/nbgrader_course.py release --missing-only
 	$(VENV)/bin/jupyter lab $(LAB_ARGS)
+
+instructor: setup  ## show nbgrader's instructor panels (formgrader, Create Assignment, courses) in this JupyterLab
+	$(VENV)/bin/jupyter labextension enable --level=sys_prefix $(NBGRADER_INSTRUCTOR_PANELS)
+
+learner: setup  ## hide them again (what `make setup` does)
+	$(VENV)/bin/jupyter labextension disable --level=sys_prefix $(NBGRADER_INSTRUCTOR_PANELS)
 
 test: setup  ## unit tests + every notebook under nbval, in quick mode
 	COURSE_QUICK=$${COURSE_QUICK:-1} $(VENV)/bin/python -m pytest

@@ -2,7 +2,7 @@
 
     make badges BINDER_REPO=owner/name      # the Makefile's BINDER_REPO is the one place to change
 
-Each link opens JupyterLab on Binder at that notebook: .../v2/gh/<owner/name>/HEAD?urlpath=lab/tree/notebooks/<file>.
+Each link opens JupyterLab on Binder at that notebook's exercise copy: .../v2/gh/<owner/name>/HEAD?urlpath=lab/tree/exercises/<file>.
 """
 import re
 import sys
@@ -13,7 +13,8 @@ LINK = re.compile(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)")
 
 
 def binder_url(repo, notebook):
-    return f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath=lab/tree/notebooks/{notebook}"
+    # The exercise copy (postBuild writes exercises/): learners start from the exercises.
+    return f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath=lab/tree/exercises/{notebook}"
 
 
 def rewrite(text, repo, notebook):

@@ -79,6 +79,28 @@ def prepare(course_dir=COURSE_DIR):
     (course_dir / "nbgrader_config.py").write_text(CONFIG.format(course_id=COURSE_ID, root=str(course_dir)))
 
 
+SOLVED = "*The solved edition:"  # how each master's first cell starts its note (notebooks/NN_*.ipynb)
+
+
+def label_exercise_copy(path):
+    """In a student copy, the master's note "the solved edition: ... open the exercise copy" becomes
+    "your exercise copy: ... the solved edition is notebooks/NN"."""
+    notebook = json.loads(path.read_text())
+    first = "".join(notebook["cells"][0]["source"])
+    lines = first.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(SOLVED):
+            lines[i] = (f"*Your exercise copy: write the exercises here; each self-check cell says whether your answer "
+                        f"is right. The solved edition is [notebooks/{path.name}](../notebooks/{path.name}).*")
+    notebook["cells"][0]["source"] = "\n".join(lines).splitlines(keepends=True)
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def missing(out=ROOT / "exercises"):
+    """The masters that have no exercise copy in `out` yet."""
+    return [p.name for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if not (Path(out) / p.name).exists()]
+
+
 def release(out=ROOT / "exercises", force=False, course_dir=COURSE_DIR):
     """Generate the student version of every notebook; copy it to `out`. Returns the release folder."""
     graded = sorted(p.parent.name for p in (course_dir / "autograded").glob(f"*/{ASSIGNMENT}"))
@@ -90,6 +112,8 @@ def release(out=ROOT / "exercises", force=False, course_dir=COURSE_DIR):
     prepare(course_dir)
     nbgrader(course_dir, "generate_assignment", ASSIGNMENT, "--force")
     released = course_dir / "release" / ASSIGNMENT
+    for path in sorted(released.glob("*.ipynb")):
+        label_exercise_copy(path)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -156,9 +180,13 @@ def main(argv=None):
     r = commands.add_parser("release", help="write the exercise (student) copies")
     r.add_argument("--out", default=str(ROOT / "exercises"))
     r.add_argument("--force", action="store_true", help="replace exercise copies that already exist")
+    r.add_argument("--missing-only", action="store_true",
+                   help="do nothing when every notebook already has its exercise copy (what `make lab` runs)")
     commands.add_parser("grade", help="autograde collected submissions and print the scores")
     args = parser.parse_args(argv)
     if args.command == "release":
+        if args.missing_only and not missing(args.out):
+            return
         release(Path(args.out), force=args.force)
     else:
         grade()

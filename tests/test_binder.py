@@ -49,7 +49,7 @@ def test_every_binder_link_opens_its_notebook_in_jupyterlab_from_one_repository(
     readme = (ROOT / "README.md").read_text()
     assert f"({binder_url(repo, '00_environment_and_vocabulary.ipynb')})" in readme
     links += re.findall(r"mybinder\.org/v2/gh/[^)\s]+", readme)
-    assert all(link.startswith(f"mybinder.org/v2/gh/{repo}/HEAD?urlpath=lab/tree/notebooks/") for link in links), links
+    assert all(link.startswith(f"mybinder.org/v2/gh/{repo}/HEAD?urlpath=lab/tree/exercises/") for link in links), links
     assert "BINDER_REPO" in readme
 
 

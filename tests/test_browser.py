@@ -35,6 +35,8 @@ def lab(tmp_path_factory):
     import nbgrader_course
 
     nbgrader_course.release(out=None)  # the student copies, in build/nbgrader/release/fedcourse/
+    if nbgrader_course.missing():  # what `make lab` does before it opens exercises/00
+        nbgrader_course.release()
     state = tmp_path_factory.mktemp("lab")
     # Test-only user setting: no autosave, so running notebook 00 never writes outputs into the repository.
     (state / "@jupyterlab" / "docmanager-extension").mkdir(parents=True)
@@ -42,7 +44,7 @@ def lab(tmp_path_factory):
     port, token = portpicker.pick_unused_port(), "course-browser-test"
     log = open(state / "lab.log", "w")
     # The arguments of `make lab` (LAB_ARGS in the Makefile), plus a port, a token and fresh user state.
-    command = [str(Path(sys.executable).parent / "jupyter"), "lab", f"--ServerApp.root_dir={ROOT}", f"notebooks/{FIRST}",
+    command = [str(Path(sys.executable).parent / "jupyter"), "lab", f"--ServerApp.root_dir={ROOT}", f"exercises/{FIRST}",
                "--no-browser",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
                f"--LabApp.workspaces_dir={state}", f"--LabApp.user_settings_dir={state}"]
@@ -100,7 +102,8 @@ def outputs_text(page):
 
 def test_make_lab_uses_the_same_arguments():
     makefile = (ROOT / "Makefile").read_text()
-    assert 'LAB_ARGS = --ServerApp.root_dir="$(CURDIR)"' in makefile and f"notebooks/{FIRST}" in makefile
+    assert 'LAB_ARGS = --ServerApp.root_dir="$(CURDIR)"' in makefile and f"exercises/{FIRST}" in makefile
+    assert "nbgrader_course.py release --missing-only" in makefile  # the exercise copies exist before lab opens one
     assert "$(VENV)/bin/jupyter lab $(LAB_ARGS)" in makefile
 
 
@@ -116,6 +119,8 @@ def test_notebook_00_runs_in_jupyterlab_through_the_menu(lab, page):
     page.screenshot(path=str(SHOTS / "01-notebook-00-opened.png"))
     assert page.locator("text=official Jupyter news").count() == 0, "the news question must not appear"
     assert page.locator(".jp-Dialog").count() == 0, "no dialog before the first cell"
+    assert page.get_by_text("Create Assignment").count() == 0, "nbgrader's instructor panels are hidden from learners"
+    assert page.get_by_text("Validate").count() >= 1, "learners keep nbgrader's Validate button"
 
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()

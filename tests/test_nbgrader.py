@@ -121,6 +121,10 @@ def test_nbgrader_round_trip(tmp_path):
         stubs = [source(c).count("raise NotImplementedError()") for c in cells(released / path.name)
                  if nbgrader_meta(c).get("solution")]
         assert stubs == [1] * len(exercises(path)), stubs
+        # The master says it is the solved edition; the student copy says it is the exercise copy.
+        assert "*The solved edition:" in source(cells(path)[0])
+        first = source(cells(released / path.name)[0])
+        assert "*Your exercise copy:" in first and "solved edition is [notebooks/" in first and "*The solved edition:" not in first
 
     # `make exercises` keeps a learner's work unless FORCE=1.
     mine = exercises_dir / names[0]

@@ -148,3 +148,15 @@ def test_the_dev_container_runs_the_readme_commands_on_python_311_x86_64():
     interpreter = config["customizations"]["vscode"]["settings"]["python.defaultInterpreterPath"]
     assert interpreter.endswith("/.venv/bin/python") and "VENV ?= .venv" in (ROOT / "Makefile").read_text()
     assert ".devcontainer" in readme
+
+
+def test_learners_do_not_see_nbgraders_instructor_panels():
+    """`make setup` disables formgrader, Create Assignment and the course list (`make instructor` shows
+    them); Validate and the Assignments list stay."""
+    config = json.loads((ROOT / ".venv" / "etc" / "jupyter" / "labconfig" / "page_config.json").read_text())
+    disabled = {name for name, off in config["disabledExtensions"].items() if off}
+    assert disabled >= {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list"}
+    assert not disabled & {"@jupyter/nbgrader:validate-assignment", "@jupyter/nbgrader:assignment-list"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "instructor: setup" in makefile and "labextension enable" in makefile
+    assert "@jupyter/nbgrader:create-assignment" in (ROOT / "binder" / "postBuild").read_text()
