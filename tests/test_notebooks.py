@@ -112,3 +112,15 @@ def test_the_notebooks_form_a_chain_and_their_links_resolve():
                 assert link == f"../exercises/{path.name}", f"{path.name}: {link} is not its own exercise copy"
                 continue
             assert (path.parent / link.split("#")[0]).exists(), f"{path.name}: {link} does not exist"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_teaching_cells_check_with_explanations_not_bare_asserts(path):
+    """Claims outside exercises go through runtime.check (✓ / ⚠ with the reason; raises under CI), so a
+    learner who changes a setting reads why the claim was expected instead of an AssertionError.
+    Exercise self-checks (nbgrader cells) keep plain asserts."""
+    for i, cell in enumerate(cells(path)):
+        if cell["cell_type"] != "code" or cell.get("metadata", {}).get("nbgrader"):
+            continue
+        code = "".join(cell["source"])
+        assert not re.search(r"^\s*assert\b|np\.testing\.assert", code, re.M), f"cell {i}: use runtime.check"
