@@ -45,8 +45,12 @@ def plot_rounds(histories, ax=None, title=None, target=None, x=None):
         ax.plot(xs, history.accuracy, label=name)
     if target is not None:
         ax.axhline(target[0], color="gray", linestyle="--", linewidth=1, label=target[1])
-    ax.set_xlabel("round" if x is None else "simulated time")
-    ax.set_ylabel("test accuracy")
+    return _accuracy_axes(ax, "round" if x is None else "simulated time", "test accuracy", title)
+
+
+def _accuracy_axes(ax, xlabel, ylabel, title):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
     if title:
         ax.set_title(title, fontsize=10)
@@ -64,11 +68,4 @@ def plot_seeds(runs, ax=None, title=None, x=None, xlabel="round", ylabel="test a
         xs = np.arange(curves.shape[1]) if x is None else x[name]
         (line,) = ax.plot(xs, curves.mean(axis=0), label=f"{name} ({len(histories)} seeds)")
         ax.fill_between(xs, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+    return _accuracy_axes(ax, xlabel, ylabel, title)
