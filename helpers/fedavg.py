@@ -1,8 +1,9 @@
 """Federated averaging, saved here from the notebooks that teach each piece:
 `client_update` (notebook 03), `server_optimizer_update` (notebook 04) and
-`build_fedavg_process` (notebook 05). tests/test_notebooks.py keeps both copies identical.
+`fedavg_computations` and `build_fedavg_process` (notebook 05). tests/test_notebooks.py keeps both copies identical.
 """
 import collections
+import types
 
 import numpy as np
 import tensorflow as tf
@@ -13,11 +14,8 @@ ClientOutput = collections.namedtuple("ClientOutput", ["weights_delta", "num_exa
 
 @tf.function
 def client_update(model, dataset, server_weights, client_learning_rate):
-    """Train `model` on one client's `dataset`, starting from `server_weights` (list of tensors).
-
-    Local optimizer: plain SGD (what `tff.learning.optimizers.build_sgdm(lr)` does), written out.
-    Returns ClientOutput(weights_delta = trained - received, num_examples, and the mean training
-    loss and accuracy over the local steps, as metrics).
+    """Plain SGD on one client's `dataset` from `server_weights` (what `build_sgdm(lr)` does, written out).
+    Returns ClientOutput(weights_delta = trained - received, num_examples, mean training loss and accuracy).
     """
     client_weights = model.trainable_variables
     for variable, received in zip(client_weights, server_weights):
@@ -55,13 +53,10 @@ def server_optimizer_update(server_optimizer, optimizer_state, server_weights, m
     return server_optimizer.next(optimizer_state, server_weights, pseudo_gradient)
 
 
-def build_fedavg_process(model_fn, element_spec, server_optimizer, local_update=client_update):
-    """FedAvg as a `tff.templates.IterativeProcess`, from the pieces of notebooks 03 and 04.
+def fedavg_computations(model_fn, element_spec, server_optimizer, local_update=client_update):
+    """The TensorFlow computations a FedAvg round is made of, each wrapped with the type it receives.
 
     local_update: the client's work, `client_update` unless a variant replaces it (notebook 06: FedProx).
-    initialize() -> server state OrderedDict(weights, optimizer_state), placed at SERVER.
-    next(state, client_datasets, client_learning_rate) -> (new state, OrderedDict(loss, accuracy)):
-    the example-weighted mean training loss and accuracy of the round's clients.
     """
     @tff.tensorflow.computation
     def server_init():
@@ -70,12 +65,11 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer, local_update=
         return collections.OrderedDict(weights=weights, optimizer_state=server_optimizer.initialize(specs))
 
     state_type = server_init.type_signature.result
-    weights_type = state_type.weights
     # tensorflow_to_type turns a tf.data element spec into TFF's type of one batch; a client's data
     # is a *sequence* of such batches, which TFF's type signatures write as <x=...,y=...>*.
     dataset_type = tff.SequenceType(tff.types.tensorflow_to_type(element_spec))
 
-    @tff.tensorflow.computation(dataset_type, weights_type, np.float32)
+    @tff.tensorflow.computation(dataset_type, state_type.weights, np.float32)
     def client_work(dataset, server_weights, client_learning_rate):
         return local_update(model_fn(), dataset, server_weights, client_learning_rate)
 
@@ -83,19 +77,29 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer, local_update=
     def as_weight(num_examples):  # federated_mean takes a float weight; the count is an int32
         return tf.cast(num_examples, tf.float32)
 
-    @tff.tensorflow.computation(state_type, weights_type)
+    @tff.tensorflow.computation(state_type, state_type.weights)
     def server_work(state, mean_delta):
         optimizer_state, weights = server_optimizer_update(
             server_optimizer, state["optimizer_state"], state["weights"], mean_delta)
         return collections.OrderedDict(weights=weights, optimizer_state=optimizer_state)
 
+    return types.SimpleNamespace(server_init=server_init, client_work=client_work, as_weight=as_weight,
+                                 server_work=server_work, state_type=state_type, dataset_type=dataset_type)
+
+
+def build_fedavg_process(model_fn, element_spec, server_optimizer, local_update=client_update):
+    """FedAvg as a `tff.templates.IterativeProcess`: initialize() -> server state (weights, optimizer_state);
+    next(state, client_datasets, client_learning_rate) -> (new state, example-weighted mean loss and accuracy).
+    """
+    tf_work = fedavg_computations(model_fn, element_spec, server_optimizer, local_update)
+
     @tff.federated_computation
     def initialize_fn():
         # federated_value places a value computed once (here the fresh state) at the server.
-        return tff.federated_value(server_init(), tff.SERVER)
+        return tff.federated_value(tf_work.server_init(), tff.SERVER)
 
-    @tff.federated_computation(tff.FederatedType(state_type, tff.SERVER),
-                               tff.FederatedType(dataset_type, tff.CLIENTS),
+    @tff.federated_computation(tff.FederatedType(tf_work.state_type, tff.SERVER),
+                               tff.FederatedType(tf_work.dataset_type, tff.CLIENTS),
                                tff.FederatedType(np.float32, tff.SERVER))
     def next_fn(server_state, client_datasets, client_learning_rate):
         # 1. broadcast: the global weights and this round's learning rate go to every client.
@@ -103,17 +107,16 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer, local_update=
         weights_at_clients = tff.federated_broadcast(server_state.weights)
         learning_rate_at_clients = tff.federated_broadcast(client_learning_rate)
         # 2. local work on each client (notebook 03)
-        client_outputs = tff.federated_map(client_work, (client_datasets, weights_at_clients, learning_rate_at_clients))
+        client_outputs = tff.federated_map(tf_work.client_work,
+                                           (client_datasets, weights_at_clients, learning_rate_at_clients))
         # 3. aggregate: means weighted by each client's number of examples (notebook 04).
-        #    client_outputs.num_examples: the same field access, on values placed at the clients.
-        weight = tff.federated_map(as_weight, client_outputs.num_examples)
+        weight = tff.federated_map(tf_work.as_weight, client_outputs.num_examples)
         mean_delta = tff.federated_mean(client_outputs.weights_delta, weight=weight)
         metrics = collections.OrderedDict(loss=tff.federated_mean(client_outputs.loss, weight=weight),
                                           accuracy=tff.federated_mean(client_outputs.accuracy, weight=weight))
         # 4. server update (notebook 04)
-        new_state = tff.federated_map(server_work, (server_state, mean_delta))
-        # metrics is a Python dict of two values at the server; federated_zip makes it one value
-        # at the server, of dict type, which is what a computation's result type can be.
+        new_state = tff.federated_map(tf_work.server_work, (server_state, mean_delta))
+        # federated_zip makes the dict of two values at the server one value of dict type at the server.
         return new_state, tff.federated_zip(metrics)
 
     return tff.templates.IterativeProcess(initialize_fn, next_fn)

@@ -1,9 +1,11 @@
 """The course's benchmark: notebook run times and memory, and federated vs centralised throughput.
 
     make bench            # full mode; `make bench ARGS=--quick` for quick mode, `--skip-notebooks`
-                          # or `--skip-throughput` to run one half, `--only 05_` for one notebook
+                          # or `--skip-throughput` to run one half, `--only 05_` for one notebook,
+                          # `--cpus 1` pinned to one core (scripts/course_times.py reads all three)
 
-Writes build/bench.json and build/round_cost.png and prints a table; the executed notebooks, with
+Writes build/bench.json (build/bench-quick.json with --quick, build/bench-1cpu.json with --cpus 1)
+and build/round_cost.png, and prints a table; the executed notebooks, with
 their outputs, go to build/executed/{full,quick}/. Never fails the build:
 a failing notebook is recorded with ok=false. Compare figures within one run; absolute times on
 shared 2-core machines are noisy, so every throughput figure is a median of repeats.
@@ -318,10 +320,17 @@ def main():
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="run only the notebooks whose name contains this, e.g. 05_")
+    parser.add_argument("--cpus", type=int, default=0,
+                        help="pin the benchmark (and the kernels it starts) to this many cores, e.g. 1 for a "
+                             "one-core laptop or Binder session")
     args = parser.parse_args()
+    if args.cpus:
+        if not 1 <= args.cpus <= len(os.sched_getaffinity(0)):
+            parser.error(f"--cpus must be between 1 and {len(os.sched_getaffinity(0))}, the cores this machine lets us use")
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.cpus]))  # kernels inherit it
 
     BUILD.mkdir(exist_ok=True)
-    result = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+    result = {"machine": {"cpus": len(os.sched_getaffinity(0)), "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}}
     if not args.skip_notebooks:
         result["notebooks"] = []
@@ -366,7 +375,8 @@ def main():
             print(f"  {key:40s} {v['per_client_s']:.4f} s per client + {v['per_round_s']:.4f} s per round; "
                   f"{v['examples_per_s']['median']:8.0f} examples/s ({v['examples_per_s']['min']:.0f}-{v['examples_per_s']['max']:.0f}), "
                   f"{v['ratio_to_fit']} of fit")
-    path = BUILD / "bench.json"
+    # one file per kind of run, so a quick or one-core run never replaces the full-mode figures
+    path = BUILD / ("bench" + ("-quick" if args.quick else "") + (f"-{args.cpus}cpu" if args.cpus else "") + ".json")
     if path.exists() and (args.skip_notebooks or args.skip_throughput or args.only):  # keep what was not re-run
         previous = json.loads(path.read_text())
         if args.only and "notebooks" in result:

@@ -57,6 +57,7 @@ def _function_source(source, name):
     ("02_federated_data_and_preprocessing.ipynb", "helpers.data", "preprocess"),
     ("03_client_update.ipynb", "helpers.fedavg", "client_update"),
     ("04_aggregation.ipynb", "helpers.fedavg", "server_optimizer_update"),
+    ("05_iterative_process.ipynb", "helpers.fedavg", "fedavg_computations"),
     ("05_iterative_process.ipynb", "helpers.fedavg", "build_fedavg_process"),
 ])
 def test_code_saved_in_helpers_matches_its_notebook(notebook, module, name):
@@ -124,3 +125,57 @@ def test_teaching_cells_check_with_explanations_not_bare_asserts(path):
             continue
         code = "".join(cell["source"])
         assert not re.search(r"^\s*assert\b|np\.testing\.assert", code, re.M), f"cell {i}: use runtime.check"
+
+
+def _is_exercise(cell):
+    return bool(cell.get("metadata", {}).get("nbgrader"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_carpentries_header_and_key_points(path):
+    """Questions and objectives open the notebook, with the times (checked against INSTRUCTORS.md and
+    the README by test_the_course_times_agree); the recap gives the key points."""
+    nb = cells(path)
+    first = "".join(nb[0]["source"])
+    assert re.search(r"\*\*Questions\*\*\n(- .+\n){2,}", first), "two or more questions in the first cell"
+    assert first.index("**Questions**") < first.index("**You will learn to**") < first.index("**Time:**")
+    assert any("".join(c["source"]).startswith("## Recap: key points\n- ") for c in nb), "a key-points recap"
+
+
+def test_the_course_times_agree():
+    """The README, INSTRUCTORS.md and every notebook's header give the same teaching, exercise and
+    computing times (scripts/course_times.py writes them from `make bench`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_times", ROOT / "scripts" / "course_times.py")
+    course_times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course_times)
+    assert course_times.problems() == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lessons_read_as_lessons(path):
+    """Readable cells, predictions before answers, hints under each exercise, no dated run logs."""
+    nb = cells(path)
+    long = [i for i, c in enumerate(nb) if c["cell_type"] == "code" and not _is_exercise(c)
+            and len("".join(c["source"]).splitlines()) > 33]
+    assert not long, f"code cells over ~30 lines outside exercises: {long}; move plumbing to helpers or split them"
+    prompts = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and "**Predict, then run.**" in "".join(c["source"])]
+    assert sum("".join(nb[i]["source"]).count("**Predict, then run.**") for i in prompts) >= 2, "two or more predictions"
+    assert all(nb[i + 1]["cell_type"] == "code" for i in prompts), "each prediction comes right before the cell that answers it"
+    tasks = [c for c in nb if c.get("metadata", {}).get("nbgrader", {}).get("grade_id", "").endswith("_task")]
+    assert tasks and all("<details><summary>Hint" in "".join(c["source"]) for c in tasks), "a hint under every exercise"
+    text = "\n".join("".join(c["source"]) for c in nb)
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\bchecked (on )?20\d\d", text), "dates belong in docs/DEVELOPING.md"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if "05" <= p.name[:2] <= "09"], ids=lambda p: p.name)
+def test_experiment_notebooks_say_what_to_try(path):
+    nb = cells(path)
+    tries = [c for c in nb if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("**Try it** in the solved edition")]
+    assert tries and re.search(r"`[A-Z_]+", "".join(tries[0]["source"])), "a 'Try it' cell naming settings"
+
+
+def test_the_readme_keeps_no_run_log():
+    text = (ROOT / "README.md").read_text()
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\bmissed\b|earlier version", text), "history goes to docs/DEVELOPING.md"

@@ -1,0 +1,148 @@
+"""The course's times, kept the same in the README, INSTRUCTORS.md and every notebook's header.
+
+Teaching and exercise minutes are an estimate for a class (INSTRUCTORS.md's table is where they are
+set); computing times come from `make bench` in full mode on 2 cores (build/bench.json) and on 1 core
+(`make bench ARGS="--skip-throughput --cpus 1"`: build/bench-1cpu.json), quick mode from a quick run
+saved as build/bench-quick.json.
+
+    python scripts/course_times.py           # check that the three places agree (tests run this)
+    python scripts/course_times.py --write   # write the benchmark's figures into all three
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README, INSTRUCTORS = ROOT / "README.md", ROOT / "INSTRUCTORS.md"
+
+# | 00 · environment and vocabulary | 20 min | 25 min | 11 s | 12 s | 10 s | prerequisites |
+INSTRUCTORS_ROW = re.compile(r"^\| (\d\d) · ([^|]+?) \| (\d+) min \| (\d+) min \| (\d+) s \| (\d+) s \| (\d+) s \| ([^|]+?) \|$", re.M)
+# **Time:** teaching 20 min · exercises 25 min · computing in full mode 11 s on 2 cores, 12 s on 1 core
+NOTEBOOK_TIME = re.compile(r"\*\*Time:\*\* teaching (\d+) min · exercises (\d+) min · computing in full mode "
+                           r"(\d+) s on 2 cores, (\d+) s on 1 core")
+NOTEBOOK_PARAGRAPH = re.compile(r"\*\*Time:\*\*.*?(?=\n\n|\Z)", re.S)
+# the README's course table: last column "20 + 25 min · 11 s / 12 s"
+README_COURSE_ROW = re.compile(r"^(\| \[(\d\d) · .*\| )(\d+) \+ (\d+) min · (\d+) s / (\d+) s \|$", re.M)
+# the README's speed table: | 00 environment and vocabulary | 11 s | 12 s | 10 s | 741 |
+README_SPEED_ROW = re.compile(r"^\| (\d\d) ([^|·]+?) \| (\d+) s \| (\d+) s \| (\d+) s \| ([\d,]+)( [^|]*)? \|$", re.M)
+README_SPEED_TOTAL = re.compile(r"^\| whole course \| (\d+) s \| (\d+) s \| (\d+) s \| ([\d,]+) max \|$", re.M)
+INSTRUCTORS_TOTAL = re.compile(r"^\| whole course \| (\d+) min \| (\d+) min \| (\d+) s \| (\d+) s \| (\d+) s \| \|$", re.M)
+
+
+def notebooks():
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def instructors_table(text=None):
+    """{number: dict(teaching, exercises, full, one_core, quick, prerequisites)} from INSTRUCTORS.md."""
+    text = INSTRUCTORS.read_text() if text is None else text
+    return {m[1]: dict(title=m[2], teaching=int(m[3]), exercises=int(m[4]), full=int(m[5]), one_core=int(m[6]),
+                       quick=int(m[7]), prerequisites=m[8]) for m in INSTRUCTORS_ROW.finditer(text)}
+
+
+def first_cell(path):
+    return "".join(json.loads(path.read_text())["cells"][0]["source"])
+
+
+def problems():
+    """Every disagreement between INSTRUCTORS.md, the README and the notebooks' headers, in words."""
+    table, found = instructors_table(), []
+    numbers = [p.name[:2] for p in notebooks()]
+    if sorted(table) != numbers:
+        found.append(f"INSTRUCTORS.md's time table lists {sorted(table)}, the notebooks are {numbers}")
+    for path in notebooks():
+        row, match = table.get(path.name[:2]), NOTEBOOK_TIME.search(first_cell(path))
+        if row is None:
+            continue
+        if not match:
+            found.append(f"{path.name}: no '**Time:** teaching N min · exercises N min · computing ...' line")
+        elif tuple(map(int, match.groups())) != (row["teaching"], row["exercises"], row["full"], row["one_core"]):
+            found.append(f"{path.name} says {match.group(0)!r}; INSTRUCTORS.md says {row}")
+        if f"**Prerequisites:** {row['prerequisites']}" not in first_cell(path):
+            found.append(f"{path.name}: prerequisites differ from INSTRUCTORS.md's ({row['prerequisites']})")
+    readme = README.read_text()
+    course = {m[2]: tuple(map(int, m.groups()[2:])) for m in README_COURSE_ROW.finditer(readme)}
+    speed = {m[1]: (int(m[3]), int(m[4]), int(m[5])) for m in README_SPEED_ROW.finditer(readme)}
+    for number, row in table.items():
+        if course.get(number) != (row["teaching"], row["exercises"], row["full"], row["one_core"]):
+            found.append(f"README's course table, {number}: {course.get(number)}; INSTRUCTORS.md: {row}")
+        if speed.get(number) != (row["full"], row["one_core"], row["quick"]):
+            found.append(f"README's speed table, {number}: {speed.get(number)}; INSTRUCTORS.md: {row}")
+    total = README_SPEED_TOTAL.search(readme)
+    sums = tuple(sum(row[k] for row in table.values()) for k in ("full", "one_core", "quick"))
+    if not total or tuple(map(int, total.groups()[:3])) != sums:
+        found.append(f"README's 'whole course' row should read {sums[0]} s | {sums[1]} s | {sums[2]} s")
+    total = INSTRUCTORS_TOTAL.search(INSTRUCTORS.read_text())
+    sums = tuple(sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick"))
+    if not total or tuple(map(int, total.groups())) != sums:
+        found.append(f"INSTRUCTORS.md's 'whole course' row should read {sums}")
+    return found
+
+
+def _bench(path):
+    if not path.exists():
+        sys.exit(f"{path.relative_to(ROOT)} is missing: run `make bench` first (see this script's docstring)")
+    rows = json.loads(path.read_text()).get("notebooks", [])
+    failed = [row["name"] for row in rows if not row["ok"]]
+    if failed:
+        sys.exit(f"{path.relative_to(ROOT)}: these notebooks failed in the benchmark: {failed}")
+    return {row["name"][:2]: row for row in rows}
+
+
+def write():
+    """Put the benchmark's figures into INSTRUCTORS.md, the README and every notebook's header."""
+    full, one_core = _bench(ROOT / "build" / "bench.json"), _bench(ROOT / "build" / "bench-1cpu.json")
+    quick = _bench(ROOT / "build" / "bench-quick.json")
+    for name, rows, mode in (("bench.json", full, "full"), ("bench-1cpu.json", one_core, "full"),
+                             ("bench-quick.json", quick, "quick")):
+        if any(row["mode"] != mode for row in rows.values()):
+            sys.exit(f"build/{name} should hold {mode}-mode rows")
+    text = INSTRUCTORS.read_text()
+    table = instructors_table(text)
+    for number, row in table.items():
+        row.update(full=round(full[number]["seconds"]), one_core=round(one_core[number]["seconds"]),
+                   quick=round(quick[number]["seconds"]))
+    text = INSTRUCTORS_ROW.sub(lambda m: "| {0} · {1} | {2} min | {3} min | {4} s | {5} s | {6} s | {7} |".format(
+        m[1], m[2], *(table[m[1]][k] for k in ("teaching", "exercises", "full", "one_core", "quick", "prerequisites"))), text)
+    sums = [sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick")]
+    text = INSTRUCTORS_TOTAL.sub("| whole course | {} min | {} min | {} s | {} s | {} s | |".format(*sums), text)
+    INSTRUCTORS.write_text(text)
+
+    readme = README.read_text()
+    readme = README_COURSE_ROW.sub(lambda m: "{}{} + {} min · {} s / {} s |".format(
+        m[1], *(table[m[2]][k] for k in ("teaching", "exercises", "full", "one_core"))), readme)
+    readme = README_SPEED_ROW.sub(lambda m: "| {} {} | {} s | {} s | {} s | {:,}{} |".format(
+        m[1], m[2], table[m[1]]["full"], table[m[1]]["one_core"], table[m[1]]["quick"],
+        max(full[m[1]]["peak_rss_mb"], one_core[m[1]]["peak_rss_mb"]), m[7] or ""), readme)
+    peak = max(max(r["peak_rss_mb"], one_core[n]["peak_rss_mb"]) for n, r in full.items())
+    readme = README_SPEED_TOTAL.sub("| whole course | {} s | {} s | {} s | {:,} max |".format(*sums[2:], peak), readme)
+    README.write_text(readme)
+
+    for path in notebooks():
+        row = table[path.name[:2]]
+        line = (f"**Time:** teaching {row['teaching']} min · exercises {row['exercises']} min · computing in full mode "
+                f"{row['full']} s on 2 cores, {row['one_core']} s on 1 core (`make bench`; quick mode is shorter). "
+                f"**Prerequisites:** {row['prerequisites']}.")
+        nb = json.loads(path.read_text())
+        first = NOTEBOOK_PARAGRAPH.sub(lambda m: line, "".join(nb["cells"][0]["source"]), count=1)
+        nb["cells"][0]["source"] = first.splitlines(True)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="write the benchmark's figures into all three places")
+    if parser.parse_args().write:
+        write()
+    found = problems()
+    for problem in found:
+        print("✗", problem)
+    print("README, INSTRUCTORS.md and the notebooks agree on the course's times" if not found else
+          f"{len(found)} disagreement(s): fix INSTRUCTORS.md's table, then run `python scripts/course_times.py --write`")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
