@@ -4,10 +4,12 @@ VENV ?= .venv
 # The GitHub repository Binder builds the course from: `make badges BINDER_REPO=owner/name` rewrites every Binder link.
 BINDER_REPO ?= fedcourse/tff-federated-digits
 export PYTHON VENV
+# An assignment other than the whole course (`fedcourse`): make exercises ASSIGNMENT=week1 NOTEBOOKS="00 01"
+ASSIGNMENT_ARG = $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 # nbgrader's panels for instructors; learners keep Validate and the Assignments list.
 NBGRADER_INSTRUCTOR_PANELS = @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment @jupyter/nbgrader:course-list
 
-.PHONY: setup lab instructor learner test test-full bench exercises grade badges binder-check clean
+.PHONY: setup lab instructor learner test test-full bench exercises grade collect scores badges binder-check clean
 
 setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
@@ -35,11 +37,17 @@ test-full: setup  ## the same with notebooks in full mode (their full assertions
 bench: setup  ## time and measure every notebook (full mode) and federated vs centralised throughput
 	$(VENV)/bin/python scripts/bench.py $(ARGS)
 
-exercises: setup  ## write the exercise copies (solutions removed by nbgrader) to exercises/; FORCE=1 replaces existing ones
-	$(VENV)/bin/python scripts/nbgrader_course.py release $(if $(FORCE),--force)
+exercises: setup  ## write the exercise copies (solutions removed by nbgrader) to exercises/; FORCE=1 replaces existing ones; ASSIGNMENT=week1 NOTEBOOKS="00 01" for one week's
+	$(VENV)/bin/python scripts/nbgrader_course.py release $(if $(FORCE),--force) $(ASSIGNMENT_ARG) $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
 
 grade: setup  ## autograde what was collected in build/nbgrader/submitted/<student>/fedcourse/ and print the scores
-	$(VENV)/bin/python scripts/nbgrader_course.py grade
+	$(VENV)/bin/python scripts/nbgrader_course.py grade $(ASSIGNMENT_ARG)
+
+collect: setup  ## unpack an LMS download from build/nbgrader/downloaded/<assignment>/archive/ into submitted/ (nbgrader zip_collect)
+	$(VENV)/bin/python scripts/nbgrader_course.py zip_collect $(ASSIGNMENT_ARG)
+
+scores: setup  ## print the score table from the gradebook (after manual grading), without grading again
+	$(VENV)/bin/python scripts/nbgrader_course.py scores $(ASSIGNMENT_ARG)
 
 badges: setup  ## point every Binder link (notebooks and README) at BINDER_REPO
 	$(VENV)/bin/python scripts/badges.py $(BINDER_REPO)

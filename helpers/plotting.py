@@ -69,3 +69,28 @@ def plot_seeds(runs, ax=None, title=None, x=None, xlabel="round", ylabel="test a
         (line,) = ax.plot(xs, curves.mean(axis=0), label=f"{name} ({len(histories)} seeds)")
         ax.fill_between(xs, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2, linewidth=0)
     return _accuracy_axes(ax, xlabel, ylabel, title)
+
+
+def round_diagram(ax=None):
+    """One FedAvg round as boxes and arrows: broadcast -> client update -> weighted mean -> server update."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 2.8))
+    stages = [(0.0, 0.3, "server\nholds the global\nmodel w", "tff.SERVER"),
+              (1.35, 0.5, "each sampled client k\nclient_update(w, its data)\n→ delta Δk, examples nk", "tff.CLIENTS"),
+              (2.7, 0.32, "weighted mean\nΣ nk·Δk / Σ nk", "tff.federated_mean"),
+              (3.9, 0.42, "server update\nw ← w + η · mean Δ", "tff.SERVER")]  # (x, half width, text, placement)
+    for x, _, text, placement in stages:
+        ax.text(x, 0.5, text, ha="center", va="center", fontsize=10,
+                bbox=dict(boxstyle="round,pad=0.6", facecolor="#eef3fb" if placement == "tff.SERVER" else "#fdf3e6",
+                          edgecolor="gray"))
+        ax.text(x, 0.08, placement, ha="center", fontsize=8, color="gray", family="monospace")
+    for (x0, w0, *_), (x1, w1, *_), label in zip(stages, stages[1:], ["broadcast w", "send Δk, nk", "mean Δ"]):
+        ax.annotate("", xy=(x1 - w1, 0.5), xytext=(x0 + w0, 0.5), arrowprops=dict(arrowstyle="->", lw=1.5))
+        ax.text((x0 + w0 + x1 - w1) / 2, 0.58, label, ha="center", fontsize=8)
+    ax.annotate("", xy=(0, 0.84), xytext=(3.9, 0.84),
+                arrowprops=dict(arrowstyle="->", lw=1, color="gray", connectionstyle="arc3,rad=0.1"))
+    ax.text(1.95, 1.08, "the next round starts from the new w (initialize runs once)", ha="center", fontsize=8, color="gray")
+    ax.set_xlim(-0.45, 4.4)
+    ax.set_ylim(0, 1.15)
+    ax.axis("off")
+    return ax

@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,20 +30,28 @@ def nbgrader_meta(cell):
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
-def exercises(path):
-    """{exercise number: {"task", "solution", "check": (index, cell)}} from the Exercises section."""
-    found, number = {}, None
+def exercises(path, kind="Exercise"):
+    """{number: {"task", "solution", "check": (index, cell)}} of the code exercises (kind="Exercise") or of
+    the written questions (kind="Question", whose answer cell is both "solution" and "check")."""
+    found, number, current = {}, None, None
     for i, cell in enumerate(cells(path)):
         text, meta = source(cell), nbgrader_meta(cell)
-        heading = re.search(r"\*\*Exercise (\d+)\b", text) if cell["cell_type"] == "markdown" else None
+        heading = re.search(r"\*\*(Exercise|Question) (\d+)\b", text) if cell["cell_type"] == "markdown" else None
         if heading:
-            number = int(heading.group(1))
-            found.setdefault(number, {})["task"] = (i, cell)
+            current, number = heading.group(1), int(heading.group(2))
+            if current == kind:
+                found.setdefault(number, {})["task"] = (i, cell)
+        if current != kind:
+            continue
         if meta.get("solution"):
             found.setdefault(number, {})["solution"] = (i, cell)
         if meta.get("grade"):
             found.setdefault(number, {})["check"] = (i, cell)
     return found
+
+
+def questions(path):
+    return exercises(path, kind="Question")
 
 
 def solution_lines(path):
@@ -92,6 +101,35 @@ def test_grade_ids_are_unique():
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_self_check_has_hidden_tests(path):
+    """Hidden tests run only when grading: a solution that hard-codes the visible cases still fails."""
+    for number, parts in exercises(path).items():
+        text = source(parts["check"][1])
+        assert text.count("### BEGIN HIDDEN TESTS") == text.count("### END HIDDEN TESTS") == 1, f"exercise {number}"
+        hidden = text.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+        assert re.search(r"\bassert|np\.testing\.assert", hidden), f"exercise {number}: hidden tests that test"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if "01" <= p.name[:2] <= "09"], ids=lambda p: p.name)
+def test_written_questions_are_graded_by_hand_with_a_rubric(path):
+    found = questions(path)
+    assert found, "at least one written question (notebooks 01-09)"
+    instructors = (ROOT / "INSTRUCTORS.md").read_text()
+    for number, parts in found.items():
+        assert set(parts) == {"task", "solution", "check"}, f"question {number}: {sorted(parts)}"
+        (t, task), (a, answer) = parts["task"], parts["check"]
+        assert t < a and parts["solution"][0] == a and answer["cell_type"] == "markdown"
+        assert nbgrader_meta(task)["locked"] is True and not nbgrader_meta(task)["grade"]
+        meta = nbgrader_meta(answer)
+        assert meta["grade"] and meta["solution"] and not meta["locked"] and meta["points"] > 0
+        stated = re.search(r"\*\((\d+) points?, graded by your instructor\)\*", source(task))
+        assert stated and int(stated.group(1)) == meta["points"]
+        assert len(source(answer).split()) > 40, "the master holds a model answer"
+        section = instructors.split(f"`{meta['grade_id']}`", 1)
+        assert len(section) == 2 and "Rubric" in section[1][:2500], f"INSTRUCTORS.md: a rubric under `{meta['grade_id']}`"
+
+
 def autograded_errors(course_dir, student):
     """[(notebook, grade_id or None, exception name)] of every error in a student's graded notebooks."""
     errors = []
@@ -119,8 +157,16 @@ def test_nbgrader_round_trip(tmp_path):
         leaked = sorted(solution_lines(path) & student_lines)
         assert not leaked, f"{path.name}: solution text in the student copy: {leaked}"
         stubs = [source(c).count("raise NotImplementedError()") for c in cells(released / path.name)
-                 if nbgrader_meta(c).get("solution")]
+                 if nbgrader_meta(c).get("solution") and c["cell_type"] == "code"]
         assert stubs == [1] * len(exercises(path)), stubs
+        assert "HIDDEN TESTS" not in student_text, f"{path.name}: hidden tests must not reach students"
+        for parts in questions(path).values():  # written answers: the model answer is replaced
+            answer = source(parts["check"][1])
+            assert answer.split(":*")[-1].strip()[:60] not in student_text, f"{path.name}: the model answer leaked"
+        # Teaching cells are read-only in the student copy (and restored from the source when grading).
+        for cell in cells(released / path.name)[1:]:  # the first cell says which copy this is
+            if not nbgrader_meta(cell).get("solution"):
+                assert nbgrader_meta(cell).get("locked") and cell["metadata"].get("editable") is False, source(cell)[:60]
         # The master says it is the solved edition; the student copy says it is the exercise copy.
         assert "*The solved edition:" in source(cells(path)[0])
         first = source(cells(released / path.name)[0])
@@ -134,25 +180,46 @@ def test_nbgrader_round_trip(tmp_path):
     nbgrader_course.release(out=exercises_dir, force=True, course_dir=course_dir)
     assert "my answer" not in mine.read_text()
 
-    # Three submissions: the masters, untouched student copies, and notebook 04 with only exercise 2 done.
+    # Four submissions: the masters; untouched student copies; notebook 04 with only exercise 2 done (and a
+    # teaching cell edited by accident); notebook 01 with exercise 1 answered by hard-coding its visible cases.
     submitted = course_dir / "submitted"
     for student, folder in (("masters", ROOT / "notebooks"), ("untouched", released)):
         shutil.copytree(folder, submitted / student / nbgrader_course.ASSIGNMENT,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+
+    def submit(student, name, answers, edit=None):
+        """A student copy of `name` with {grade_id: source} written into it; `edit` (index, source) changes a cell."""
+        notebook = json.loads((released / name).read_text())
+        for cell in notebook["cells"]:
+            cell["source"] = answers.get(nbgrader_meta(cell).get("grade_id"), cell["source"])
+        if edit:
+            notebook["cells"][edit[0]]["source"] = edit[1]
+        (submitted / student / nbgrader_course.ASSIGNMENT).mkdir(parents=True)
+        (submitted / student / nbgrader_course.ASSIGNMENT / name).write_text(json.dumps(notebook))
+
     one = "04_aggregation.ipynb"
     solved = exercises(ROOT / "notebooks" / one)[2]["solution"][1]
-    notebook = json.loads((released / one).read_text())
-    index = next(i for i, c in enumerate(notebook["cells"]) if nbgrader_meta(c).get("grade_id") == nbgrader_meta(solved)["grade_id"])
-    notebook["cells"][index]["source"] = solved["source"]
-    (submitted / "one_exercise" / nbgrader_course.ASSIGNMENT).mkdir(parents=True)
-    (submitted / "one_exercise" / nbgrader_course.ASSIGNMENT / one).write_text(json.dumps(notebook))
+    first_code = next(i for i, c in enumerate(cells(released / one)) if c["cell_type"] == "code" and i > 2)
+    submit("one_exercise", one, {nbgrader_meta(solved)["grade_id"]: solved["source"]},
+           edit=(first_code, "raise RuntimeError('a teaching cell edited by accident')"))
+    hard = "01_model_and_centralized_baseline.ipynb"
+    ex1, ex2 = exercises(ROOT / "notebooks" / hard)[1], exercises(ROOT / "notebooks" / hard)[2]
+    submit("hard_coder", hard, {
+        nbgrader_meta(ex1["solution"][1])["grade_id"]:  # the visible cases' answers, looked up
+            "def conv_dense_params(filters, kernel_size, pool_size, num_classes, image_size=28):\n"
+            "    return {(32, 3, 2, 10): 54_410, (16, 5, 3, 10): 10_666}[(filters, kernel_size, pool_size, num_classes)]\n",
+        nbgrader_meta(ex2["solution"][1])["grade_id"]: ex2["solution"][1]["source"]})
 
     table = nbgrader_course.grade(course_dir)
-    _, maximum = nbgrader_course.scores(course_dir)
+    _, maximum, manual = nbgrader_course.scores(course_dir)
     stems = [n.removesuffix(".ipynb") for n in names]
     assert sorted(maximum) == stems and sum(maximum.values()) > 0
+    written = {p.stem: sum(nbgrader_meta(q["check"][1])["points"] for q in questions(p).values()) for p in NOTEBOOKS}
+    assert sum(written.values()) > 0
 
-    assert table["masters"] == {n: (maximum[n], maximum[n]) for n in stems}, "the masters get full marks"
+    assert table["masters"] == {n: (maximum[n] - written[n], maximum[n]) for n in stems}, \
+        "the masters get every autograded point; written answers wait for manual grading"
+    assert sorted(manual["masters"]) == sorted(n for n in stems if written[n]), "written answers are left to grade by hand"
     assert autograded_errors(course_dir, "masters") == []
 
     assert all(score == 0 for score, _ in table["untouched"].values()), table["untouched"]
@@ -162,9 +229,18 @@ def test_nbgrader_round_trip(tmp_path):
     checks = {(p.name, nbgrader_meta(x["check"][1])["grade_id"]) for p in NOTEBOOKS for x in exercises(p).values()}
     assert {(nb, grade_id) for nb, grade_id, _ in errors} == checks, "every self-check fails, nothing else"
 
+    # Exercises are independent, and the edited teaching cell was restored from the source before grading.
     points = nbgrader_meta(exercises(ROOT / "notebooks" / one)[2]["check"][1])["points"]
     assert table["one_exercise"][one.removesuffix(".ipynb")][0] == points
     assert [g for _, g, _ in autograded_errors(course_dir, "one_exercise")] == ["nb04_ex1_check"]
+
+    # Hard-coding the visible cases passes the visible check (its "correct" line is printed) and loses
+    # the exercise's points to the hidden tests; exercise 2 still scores.
+    assert table["hard_coder"][hard.removesuffix(".ipynb")][0] == nbgrader_meta(ex2["check"][1])["points"]
+    graded = cells(course_dir / "autograded" / "hard_coder" / nbgrader_course.ASSIGNMENT / hard)
+    check = next(c for c in graded if nbgrader_meta(c).get("grade_id") == nbgrader_meta(ex1["check"][1])["grade_id"])
+    printed = "".join("".join(o.get("text", "")) for o in check["outputs"] if o["output_type"] == "stream")
+    assert "Exercise 1 correct" in printed and [o["ename"] for o in check["outputs"] if o["output_type"] == "error"] == ["KeyError"]
 
 
 def test_grading_with_nothing_collected_says_where_to_put_submissions(tmp_path):
@@ -176,3 +252,66 @@ def test_releasing_over_graded_submissions_says_what_to_do(tmp_path):
     (tmp_path / "autograded" / "ada" / "fedcourse").mkdir(parents=True)
     with pytest.raises(SystemExit, match=r"already holds graded submissions of 'fedcourse' \(ada\).*move the folder aside"):
         nbgrader_course.release(out=None, course_dir=tmp_path)
+
+
+def test_weekly_assignments_and_an_lms_download(tmp_path, capsys):
+    """Two assignments (a week each) in one gradebook, released with NOTEBOOKS; an LMS download (a zip of
+    <student>_<notebook>.ipynb files) collected with zip_collect; a renamed notebook is named, and scores 0."""
+    course_dir, first, last = tmp_path / "course", NOTEBOOKS[0], NOTEBOOKS[-1]
+    week1 = nbgrader_course.release(out=None, course_dir=course_dir, assignment="week1", numbers=[first.name[:2]])
+    nbgrader_course.release(out=None, course_dir=course_dir, assignment="week2", numbers=[last.name[:2]])
+    assert [p.name for p in week1.glob("*.ipynb")] == [first.name]
+    with pytest.raises(SystemExit, match=r"No notebook numbered 42: choose among 00 01"):
+        nbgrader_course.release(out=None, course_dir=course_dir, assignment="week3", numbers=["42"])
+    with pytest.raises(SystemExit, match=r"'week9' was never released"):
+        nbgrader_course.ensure_released(course_dir, "week9")
+
+    # The LMS's download: ada sent the solved notebook, bob an untouched copy that his browser renamed.
+    archive = course_dir / "downloaded" / "week1" / "archive"
+    archive.mkdir(parents=True)
+    renamed = first.name.replace(".ipynb", " (1).ipynb")
+    with zipfile.ZipFile(archive / "submissions.zip", "w") as bundle:
+        bundle.write(first, f"ada_{first.name}")
+        bundle.write(week1 / first.name, f"bob_{renamed}")
+    nbgrader_course.zip_collect(course_dir, "week1")
+    assert (course_dir / "submitted" / "ada" / "week1" / first.name).exists()
+    assert nbgrader_course.misnamed(course_dir, "week1") == {"bob": [renamed]}
+    # week2, collected by hand: carol's solved notebook.
+    (course_dir / "submitted" / "carol" / "week2").mkdir(parents=True)
+    shutil.copy2(last, course_dir / "submitted" / "carol" / "week2" / last.name)
+
+    week1_scores = nbgrader_course.grade(course_dir, "week1")
+    assert f"bob submitted {renamed}: not a notebook of week1 (renamed?)" in capsys.readouterr().out
+    week2_scores = nbgrader_course.grade(course_dir, "week2")
+    score, most = week1_scores["ada"][first.stem]
+    assert score == most > 0, "notebook 00's exercises are all autograded"
+    assert week1_scores.get("bob", {}).get(first.stem, (0, most))[0] == 0, "a renamed notebook scores 0"
+    assert week2_scores["carol"][last.stem][0] == week2_scores["carol"][last.stem][1] > 0
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id=nbgrader_course.COURSE_ID) as gradebook:
+        assert sorted(a.name for a in gradebook.assignments) == ["week1", "week2"], "one gradebook, two assignments"
+
+
+def test_the_instructors_table_matches_the_notebooks():
+    """INSTRUCTORS.md's assessment table (points per exercise and question) and the README's totals are
+    the notebooks' own nbgrader points."""
+    text = (ROOT / "INSTRUCTORS.md").read_text()
+    listed = {(m[1], m[2], m[3]): int(m[4]) for m in re.finditer(
+        r"^\| (\d\d) \| (\d|Q) · [^|]+ \| (code|written) \| (\d+) \|", text, re.M)}
+    actual = {}
+    for path in NOTEBOOKS:
+        for number, parts in exercises(path).items():
+            actual[path.name[:2], str(number), "code"] = nbgrader_meta(parts["check"][1])["points"]
+        for parts in questions(path).values():
+            actual[path.name[:2], "Q", "written"] = nbgrader_meta(parts["check"][1])["points"]
+    assert listed == actual
+    code = sum(p for (_, _, kind), p in actual.items() if kind == "code")
+    written = sum(p for (_, _, kind), p in actual.items() if kind == "written")
+    count_code = sum(kind == "code" for _, _, kind in actual)
+    count_written = sum(kind == "written" for _, _, kind in actual)
+    readme, text = " ".join((ROOT / "README.md").read_text().split()), " ".join(text.split())
+    assert f"{count_code} autograded exercises ({code} points" in readme
+    assert f"{count_written} written questions graded by hand ({written} points" in readme
+    assert f"**{count_code} code exercises, {code} points, autograded.**" in text
+    assert f"**{count_written} written questions, {written} points, graded by you**" in text

@@ -163,7 +163,7 @@ def test_lessons_read_as_lessons(path):
     prompts = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and "**Predict, then run.**" in "".join(c["source"])]
     assert sum("".join(nb[i]["source"]).count("**Predict, then run.**") for i in prompts) >= 2, "two or more predictions"
     assert all(nb[i + 1]["cell_type"] == "code" for i in prompts), "each prediction comes right before the cell that answers it"
-    tasks = [c for c in nb if c.get("metadata", {}).get("nbgrader", {}).get("grade_id", "").endswith("_task")]
+    tasks = [c for c in nb if re.search(r"_ex\d+_task$", c.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))]
     assert tasks and all("<details><summary>Hint" in "".join(c["source"]) for c in tasks), "a hint under every exercise"
     text = "\n".join("".join(c["source"]) for c in nb)
     assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\bchecked (on )?20\d\d", text), "dates belong in docs/DEVELOPING.md"
