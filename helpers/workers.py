@@ -12,6 +12,7 @@ without TLS: between machines, use a private network or a tunnel.
 """
 import contextlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -203,7 +204,28 @@ def use_local_runtime():
     import tensorflow_federated as tff
 
     _undo_client_partitioning_fix()
+    _stop_tff_local_workers()
     tff.backends.native.set_sync_local_cpp_execution_context()
+
+
+_OWN_WORKERS = set()  # pids of the workers `local_workers` started (and stops itself)
+
+
+def _stop_tff_local_workers():
+    """Kill the worker_binary TFF started for its local runtime, before TFF replaces that runtime.
+
+    Replacing it makes TFF send the old worker SIGINT and wait for it with no time limit; a worker that
+    has served calls ignores SIGINT for a while, and the kernel would hang there. Killed first, the
+    worker is already gone, and TFF's wait returns at once (it also collects the exit status).
+    """
+    from helpers import runtime
+
+    for pid in runtime.worker_pids():
+        if pid not in _OWN_WORKERS:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def restart_local_runtime():
@@ -246,6 +268,7 @@ def local_workers(count, startup_timeout=30.0, log_dir=None):
                 log = logs.enter_context(open(os.path.join(log_dir, f"worker-{port}.log"), "w")) if log_dir else subprocess.DEVNULL
                 procs.append(subprocess.Popen([str(worker_binary()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
                                               stdout=log, stderr=subprocess.STDOUT))
+                _OWN_WORKERS.add(procs[-1].pid)
                 addresses.append(f"127.0.0.1:{port}")
             for address in addresses:
                 connect(address, startup_timeout).close()
@@ -254,3 +277,4 @@ def local_workers(count, startup_timeout=30.0, log_dir=None):
             runtime.stop_processes([p.pid for p in procs])
             for p in procs:
                 p.wait(timeout=10)
+                _OWN_WORKERS.discard(p.pid)
