@@ -195,6 +195,7 @@ def use_workers(addresses, timeout=10.0):
         _fix_client_partitioning()
         context = tff.backends.native.create_mergeable_comp_execution_context(
             [tff.framework.AsyncExecutionContext(_executor_factory(c), **options) for c in channels])
+    _stop_tff_local_workers()  # TFF would wait, unbounded, for its old local worker (see below)
     tff.framework.set_default_context(context)
     return list(addresses)
 
