@@ -118,10 +118,42 @@ def connect(address, timeout=10.0):
     return channel
 
 
-def _executor_factory(channel):
+def _fail_fast_stub(channel, address, timeout):
+    """TFF's gRPC stub, except that a worker gone for `timeout` s raises WorkerUnreachableError.
+
+    TFF retries a call that failed with UNAVAILABLE without limit (it expects workers to come back), so
+    a worker that crashed would hang the kernel in the middle of a round. Here a failed call probes the
+    worker: if it answers within `timeout` s, TFF retries as usual; if not, a clear error names it.
+    """
     import tensorflow_federated as tff
 
-    stub = tff.framework.RemoteExecutorGrpcStub(channel)
+    def fail_fast(method):
+        def call(self, request):
+            try:
+                return method(self, request)
+            except tff.framework.RetryableError:
+                try:
+                    connect(address, timeout).close()
+                except WorkerUnreachableError:
+                    raise WorkerUnreachableError(
+                        f"The TFF worker at {address} stopped answering in the middle of a computation (no answer "
+                        f"for {timeout:g} s): it was stopped or crashed, or the network dropped. Start it again, "
+                        f"or run on the workers that answer (`workers.use_workers([...])`) or on the local runtime "
+                        f"(`workers.use_local_runtime()`)."
+                    ) from None
+                raise  # the worker answers again: let TFF retry
+        return call
+
+    methods = ("get_executor", "create_value", "create_struct", "create_call", "create_selection", "compute")
+    stub_class = type("FailFastStub", (tff.framework.RemoteExecutorGrpcStub,),
+                      {name: fail_fast(getattr(tff.framework.RemoteExecutorGrpcStub, name)) for name in methods})
+    return stub_class(channel)
+
+
+def _executor_factory(channel, address, timeout):
+    import tensorflow_federated as tff
+
+    stub = _fail_fast_stub(channel, address, timeout)
 
     def stack_fn(cardinalities):
         # The worker needs a CLIENTS cardinality even for computations without client values
@@ -187,14 +219,15 @@ def use_workers(addresses, timeout=10.0):
     if not addresses:
         raise ValueError("use_workers needs at least one 'host:port' address.")
     channels = [connect(address, timeout) for address in addresses]
+    factories = [_executor_factory(c, address, timeout) for c, address in zip(channels, addresses)]
     options = dict(compiler_fn=tff.backends.native.desugar_and_transform_to_native,
                    transform_args=tff.tensorflow.transform_args, transform_result=tff.tensorflow.transform_result)
     if len(channels) == 1:
-        context = tff.framework.SyncExecutionContext(_executor_factory(channels[0]), **options)
+        context = tff.framework.SyncExecutionContext(factories[0], **options)
     else:  # TFF splits each round's clients across the workers and merges their results
         _fix_client_partitioning()
         context = tff.backends.native.create_mergeable_comp_execution_context(
-            [tff.framework.AsyncExecutionContext(_executor_factory(c), **options) for c in channels])
+            [tff.framework.AsyncExecutionContext(factory, **options) for factory in factories])
     _stop_tff_local_workers()  # TFF would wait, unbounded, for its old local worker (see below)
     tff.framework.set_default_context(context)
     return list(addresses)
@@ -209,7 +242,7 @@ def use_local_runtime():
     tff.backends.native.set_sync_local_cpp_execution_context()
 
 
-_OWN_WORKERS = set()  # pids of the workers `local_workers` started (and stops itself)
+_OWN_WORKERS = {}  # pid -> address of the workers `local_workers` started (and stops itself)
 
 
 def _stop_tff_local_workers():
@@ -247,6 +280,17 @@ def restart_local_runtime():
     runtime.stop_processes(previous, timeout=0.2)  # a worker that has served calls ignores SIGINT for a while
 
 
+def stop_worker(address):
+    """Stop the worker that `local_workers` started at `address`, by pid, as if it had crashed."""
+    from helpers import runtime
+
+    pids = [pid for pid, own in _OWN_WORKERS.items() if own == address]
+    if not pids:
+        raise ValueError(f"No worker started by local_workers listens at {address}; "
+                         f"the running ones are {sorted(_OWN_WORKERS.values())}.")
+    runtime.stop_processes(pids, timeout=0.2)  # a crash does not wait
+
+
 def use_workers_from_env(timeout=10.0):
     """If COURSE_WORKERS is set, run on those workers and return their addresses; else None."""
     value = os.environ.get(ENV_VAR, "").strip()
@@ -269,8 +313,8 @@ def local_workers(count, startup_timeout=30.0, log_dir=None):
                 log = logs.enter_context(open(os.path.join(log_dir, f"worker-{port}.log"), "w")) if log_dir else subprocess.DEVNULL
                 procs.append(subprocess.Popen([str(worker_binary()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
                                               stdout=log, stderr=subprocess.STDOUT))
-                _OWN_WORKERS.add(procs[-1].pid)
                 addresses.append(f"127.0.0.1:{port}")
+                _OWN_WORKERS[procs[-1].pid] = addresses[-1]
             for address in addresses:
                 connect(address, startup_timeout).close()
             yield addresses
@@ -278,4 +322,4 @@ def local_workers(count, startup_timeout=30.0, log_dir=None):
             runtime.stop_processes([p.pid for p in procs])
             for p in procs:
                 p.wait(timeout=10)
-                _OWN_WORKERS.discard(p.pid)
+                _OWN_WORKERS.pop(p.pid, None)

@@ -99,6 +99,24 @@ def test_dead_address_fails_fast_and_names_it():
     assert "COURSE_WORKERS" in str(err.value)
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_worker_lost_mid_run_raises_instead_of_hanging(process, round_datasets, count):
+    """TFF retries calls to a worker that is gone without limit; the course's contexts name it instead."""
+    workers.use_local_runtime()
+    state = process.initialize()
+    with workers.local_workers(count) as addresses:
+        try:
+            workers.use_workers(addresses, timeout=2)
+            state, _ = process.next(state, round_datasets(0, clients=4), 0.1)
+            workers.stop_worker(addresses[-1])
+            with pytest.raises(workers.WorkerUnreachableError, match=addresses[-1]):
+                process.next(state, round_datasets(1, clients=4), 0.1)
+        finally:
+            workers.use_local_runtime()
+    with pytest.raises(ValueError, match="No worker started by local_workers"):
+        workers.stop_worker(addresses[0])  # already stopped with the others
+
+
 def test_env_var_unset_means_local(monkeypatch):
     monkeypatch.delenv("COURSE_WORKERS", raising=False)
     assert workers.use_workers_from_env() is None
