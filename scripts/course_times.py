@@ -7,6 +7,7 @@ saved as build/bench-quick.json.
 
     python scripts/course_times.py           # check that the three places agree (tests run this)
     python scripts/course_times.py --write   # write the benchmark's figures into all three
+    python scripts/course_times.py --sync    # after editing minutes in INSTRUCTORS.md: copy them to the others
 """
 import argparse
 import json
@@ -91,6 +92,30 @@ def _bench(path):
     return {row["name"][:2]: row for row in rows}
 
 
+def sync():
+    """Copy INSTRUCTORS.md's table as it stands (minutes edited by hand) into its total, the README and the headers."""
+    text = INSTRUCTORS.read_text()
+    table = instructors_table(text)
+    sums = [sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick")]
+    INSTRUCTORS.write_text(INSTRUCTORS_TOTAL.sub("| whole course | {} min | {} min | {} s | {} s | {} s | |".format(*sums), text))
+    _write_readme_rows_and_headers(table)
+
+
+def _write_readme_rows_and_headers(table):
+    readme = README_COURSE_ROW.sub(lambda m: "{}{} + {} min · {} s / {} s |".format(
+        m[1], *(table[m[2]][k] for k in ("teaching", "exercises", "full", "one_core"))), README.read_text())
+    README.write_text(readme)
+    for path in notebooks():
+        row = table[path.name[:2]]
+        line = (f"**Time:** teaching {row['teaching']} min · exercises {row['exercises']} min · computing in full mode "
+                f"{row['full']} s on 2 cores, {row['one_core']} s on 1 core (`make bench`; quick mode is shorter). "
+                f"**Prerequisites:** {row['prerequisites']}.")
+        nb = json.loads(path.read_text())
+        first = NOTEBOOK_PARAGRAPH.sub(lambda m: line, "".join(nb["cells"][0]["source"]), count=1)
+        nb["cells"][0]["source"] = first.splitlines(True)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
 def write():
     """Put the benchmark's figures into INSTRUCTORS.md, the README and every notebook's header."""
     full, one_core = _bench(ROOT / "build" / "bench.json"), _bench(ROOT / "build" / "bench-1cpu.json")
@@ -111,31 +136,24 @@ def write():
     INSTRUCTORS.write_text(text)
 
     readme = README.read_text()
-    readme = README_COURSE_ROW.sub(lambda m: "{}{} + {} min · {} s / {} s |".format(
-        m[1], *(table[m[2]][k] for k in ("teaching", "exercises", "full", "one_core"))), readme)
     readme = README_SPEED_ROW.sub(lambda m: "| {} {} | {} s | {} s | {} s | {:,}{} |".format(
         m[1], m[2], table[m[1]]["full"], table[m[1]]["one_core"], table[m[1]]["quick"],
         max(full[m[1]]["peak_rss_mb"], one_core[m[1]]["peak_rss_mb"]), m[7] or ""), readme)
     peak = max(max(r["peak_rss_mb"], one_core[n]["peak_rss_mb"]) for n, r in full.items())
     readme = README_SPEED_TOTAL.sub("| whole course | {} s | {} s | {} s | {:,} max |".format(*sums[2:], peak), readme)
     README.write_text(readme)
-
-    for path in notebooks():
-        row = table[path.name[:2]]
-        line = (f"**Time:** teaching {row['teaching']} min · exercises {row['exercises']} min · computing in full mode "
-                f"{row['full']} s on 2 cores, {row['one_core']} s on 1 core (`make bench`; quick mode is shorter). "
-                f"**Prerequisites:** {row['prerequisites']}.")
-        nb = json.loads(path.read_text())
-        first = NOTEBOOK_PARAGRAPH.sub(lambda m: line, "".join(nb["cells"][0]["source"]), count=1)
-        nb["cells"][0]["source"] = first.splitlines(True)
-        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    _write_readme_rows_and_headers(table)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write the benchmark's figures into all three places")
-    if parser.parse_args().write:
+    parser.add_argument("--sync", action="store_true", help="copy INSTRUCTORS.md's minutes into the README and headers (no benchmark)")
+    args = parser.parse_args()
+    if args.write:
         write()
+    elif args.sync:
+        sync()
     found = problems()
     for problem in found:
         print("✗", problem)
