@@ -223,8 +223,9 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
 
 def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_size=20, tiny_clients=(1, 20)):
     """The client dataset options (`data.client_dataset_options`) on and off, interleaved, for the course's
-    FedAvg and TFF's `build_weighted_fed_avg`, against Keras `fit`: per-client and per-round runtime cost
-    (a line through one-example rounds of 1 and 20 clients) and throughput of notebook 05's set-up."""
+    FedAvg and TFF's `build_weighted_fed_avg` (with the iterator loop the course uses, and with TFF's default
+    dataset-reduce loop), against Keras `fit`: per-client and per-round runtime cost (a line through
+    one-example rounds of 1 and 20 clients) and throughput of notebook 05's set-up."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_federated as tff
@@ -245,9 +246,18 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     course = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
     builtin = experiments.tff_fedavg(create_model, element_spec, 0.05,
                                      server_optimizer=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
+    # The loop lever: TFF's default loop (a dataset reduce) against the iterator loop the course uses.
+    builtin_reduce = tff.learning.algorithms.build_weighted_fed_avg(
+        lambda: tff.learning.models.from_keras_model(create_model(), input_spec=element_spec,
+                                                     loss=tf.keras.losses.SparseCategoricalCrossentropy()),
+        client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.05),
+        server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9),
+        loop_implementation=tff.learning.LoopImplementation.DATASET_REDUCE)
     steps = {"course FedAvg": lambda state, ds: course.next(state, ds, 0.05)[0],
-             "build_weighted_fed_avg": lambda state, ds: builtin.next(state, ds).state}
-    states = {"course FedAvg": course.initialize(), "build_weighted_fed_avg": builtin.initialize()}
+             "build_weighted_fed_avg": lambda state, ds: builtin.next(state, ds).state,
+             "build_weighted_fed_avg, reduce loop": lambda state, ds: builtin_reduce.next(state, ds).state}
+    states = {"course FedAvg": course.initialize(), "build_weighted_fed_avg": builtin.initialize(),
+              "build_weighted_fed_avg, reduce loop": builtin_reduce.initialize()}
     variants = [(name, on) for name in steps for on in (True, False)]
 
     def round_seconds(name, on, chosen, epochs, r, examples=None):
@@ -372,7 +382,7 @@ def main():
         result["dataset_options"] = o
         print(f"\nclient dataset options on/off, interleaved, median of {o['repeats']} (fit {o['fit_examples_per_s']['median']:.0f} examples/s):")
         for key, v in o["variants"].items():
-            print(f"  {key:40s} {v['per_client_s']:.4f} s per client + {v['per_round_s']:.4f} s per round; "
+            print(f"  {key:52s} {v['per_client_s']:.4f} s per client + {v['per_round_s']:.4f} s per round; "
                   f"{v['examples_per_s']['median']:8.0f} examples/s ({v['examples_per_s']['min']:.0f}-{v['examples_per_s']['max']:.0f}), "
                   f"{v['ratio_to_fit']} of fit")
     # one file per kind of run, so a quick or one-core run never replaces the full-mode figures
