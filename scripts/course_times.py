@@ -96,9 +96,12 @@ def sync():
     """Copy INSTRUCTORS.md's table as it stands (minutes edited by hand) into its total, the README and the headers."""
     text = INSTRUCTORS.read_text()
     table = instructors_table(text)
-    sums = [sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick")]
-    INSTRUCTORS.write_text(INSTRUCTORS_TOTAL.sub("| whole course | {} min | {} min | {} s | {} s | {} s | |".format(*sums), text))
+    INSTRUCTORS.write_text(INSTRUCTORS_TOTAL.sub("| whole course | {} min | {} min | {} s | {} s | {} s | |".format(*_sums(table)), text))
     _write_readme_rows_and_headers(table)
+
+
+def _sums(table):
+    return [sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick")]
 
 
 def _write_readme_rows_and_headers(table):
@@ -131,18 +134,16 @@ def write():
                    quick=round(quick[number]["seconds"]))
     text = INSTRUCTORS_ROW.sub(lambda m: "| {0} · {1} | {2} min | {3} min | {4} s | {5} s | {6} s | {7} |".format(
         m[1], m[2], *(table[m[1]][k] for k in ("teaching", "exercises", "full", "one_core", "quick", "prerequisites"))), text)
-    sums = [sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick")]
-    text = INSTRUCTORS_TOTAL.sub("| whole course | {} min | {} min | {} s | {} s | {} s | |".format(*sums), text)
     INSTRUCTORS.write_text(text)
+    sync()  # the total, the README's course table and the notebooks' headers
 
     readme = README.read_text()
     readme = README_SPEED_ROW.sub(lambda m: "| {} {} | {} s | {} s | {} s | {:,}{} |".format(
         m[1], m[2], table[m[1]]["full"], table[m[1]]["one_core"], table[m[1]]["quick"],
         max(full[m[1]]["peak_rss_mb"], one_core[m[1]]["peak_rss_mb"]), m[7] or ""), readme)
     peak = max(max(r["peak_rss_mb"], one_core[n]["peak_rss_mb"]) for n, r in full.items())
-    readme = README_SPEED_TOTAL.sub("| whole course | {} s | {} s | {} s | {:,} max |".format(*sums[2:], peak), readme)
+    readme = README_SPEED_TOTAL.sub("| whole course | {} s | {} s | {} s | {:,} max |".format(*_sums(table)[2:], peak), readme)
     README.write_text(readme)
-    _write_readme_rows_and_headers(table)
 
 
 def main():
