@@ -108,6 +108,18 @@ def test_grade_ids_are_unique():
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
 
 
+def test_nbval_runs_every_master_with_its_hidden_tests():
+    """The round trip autogrades one master and leaves the others' graded cells to nbval: `make test` must
+    collect notebooks/ with nbval, and no graded cell may be skipped by it or allowed to raise."""
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "notebooks" in options["testpaths"] and "--nbval-lax" in options["addopts"].split()
+    skipped = [nbgrader_meta(c)["grade_id"] for path in NOTEBOOKS for c in cells(path)
+               if nbgrader_meta(c).get("grade") and {"nbval-skip", "raises-exception"} & set(c["metadata"].get("tags", []))]
+    assert not skipped, f"graded cells nbval would skip or let fail: {skipped}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_self_check_has_hidden_tests(path):
     """Hidden tests run only when grading: a solution that hard-codes the visible cases still fails."""
