@@ -209,11 +209,12 @@ def rounds_to(accuracy, target):
 
 
 def tff_fedavg(model_fn, element_spec, client_learning_rate, model_aggregator=None, weighted=True,
-               server_optimizer=None):
+               server_optimizer=None, reduce_loop=False):
     """TFF's built-in FedAvg (`build_weighted_fed_avg`, or `build_unweighted_fed_avg` when not `weighted`)
     for a Keras `model_fn`: client SGD at `client_learning_rate`, server SGD at 1 unless `server_optimizer`,
-    the dataset-iterator loop, and `model_aggregator` where TFF plugs in secure aggregation, DP,
-    robustness or compression (default: TFF's)."""
+    the dataset-iterator loop the course's `client_update` uses (TFF's default dataset-reduce loop when
+    `reduce_loop`), and `model_aggregator` where TFF plugs in secure aggregation, DP, robustness or
+    compression (default: TFF's)."""
     import tensorflow_federated as tff
 
     build = tff.learning.algorithms.build_weighted_fed_avg if weighted else tff.learning.algorithms.build_unweighted_fed_avg
@@ -222,7 +223,8 @@ def tff_fedavg(model_fn, element_spec, client_learning_rate, model_aggregator=No
                                                               loss=tf.keras.losses.SparseCategoricalCrossentropy()),
                  client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=client_learning_rate),
                  server_optimizer_fn=server_optimizer or tff.learning.optimizers.build_sgdm(learning_rate=1.0),
-                 loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR, **options)
+                 loop_implementation=(tff.learning.LoopImplementation.DATASET_REDUCE if reduce_loop
+                                      else tff.learning.LoopImplementation.DATASET_ITERATOR), **options)
 
 
 def run_tff(process, start_weights, rounds, datasets_fn, evaluator, seed=0):

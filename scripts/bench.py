@@ -244,20 +244,13 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     tf_defaults.autotune.enabled = True
     element_spec = data.preprocess(base[ids[0]]).element_spec
     course = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
-    builtin = experiments.tff_fedavg(create_model, element_spec, 0.05,
-                                     server_optimizer=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
-    # The loop lever: TFF's default loop (a dataset reduce) against the iterator loop the course uses.
-    builtin_reduce = tff.learning.algorithms.build_weighted_fed_avg(
-        lambda: tff.learning.models.from_keras_model(create_model(), input_spec=element_spec,
-                                                     loss=tf.keras.losses.SparseCategoricalCrossentropy()),
-        client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=0.05),
-        server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9),
-        loop_implementation=tff.learning.LoopImplementation.DATASET_REDUCE)
+    # The built-in with the course's loop and with TFF's default one (the loop lever, notebook 03).
+    builtins = {name: experiments.tff_fedavg(create_model, element_spec, 0.05, reduce_loop=reduce_loop,
+                                             server_optimizer=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
+                for name, reduce_loop in (("build_weighted_fed_avg", False), ("build_weighted_fed_avg, reduce loop", True))}
     steps = {"course FedAvg": lambda state, ds: course.next(state, ds, 0.05)[0],
-             "build_weighted_fed_avg": lambda state, ds: builtin.next(state, ds).state,
-             "build_weighted_fed_avg, reduce loop": lambda state, ds: builtin_reduce.next(state, ds).state}
-    states = {"course FedAvg": course.initialize(), "build_weighted_fed_avg": builtin.initialize(),
-              "build_weighted_fed_avg, reduce loop": builtin_reduce.initialize()}
+             **{name: (lambda state, ds, p=p: p.next(state, ds).state) for name, p in builtins.items()}}
+    states = {"course FedAvg": course.initialize(), **{name: p.initialize() for name, p in builtins.items()}}
     variants = [(name, on) for name in steps for on in (True, False)]
 
     def round_seconds(name, on, chosen, epochs, r, examples=None):
