@@ -16,3 +16,7 @@ notebooks themselves; code later notebooks reuse is saved here from the notebook
 from helpers import runtime  # noqa: F401  (quiets TensorFlow before anything imports it)
 
 runtime.check_python()
+# Before TensorFlow loads (the other modules import it, and that alone takes 0.4 GB): free what
+# killed kernels left behind, then make sure this notebook fits in the session's memory limit.
+runtime.stop_orphaned_workers()
+runtime.ensure_memory_fits()

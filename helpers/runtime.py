@@ -57,15 +57,15 @@ def check(condition, what, why=""):
     """Verify a claim in a teaching cell: print "✓ what" when it holds; otherwise "⚠ expected: what",
     with `why` (the reason to expect it, and which setting may have changed it). Under CI
     (COURSE_STRICT=1) a claim that fails raises `CheckFailed`; a learner who changed a setting gets
-    the explanation instead of a traceback."""
+    the explanation instead of a traceback. Returns nothing, so a cell that ends with a check
+    shows only the check's line."""
     if condition:
         print(f"✓ {what}")
-        return True
+        return
     message = f"⚠ expected: {what}" + (f"\n  why: {why}" if why else "")
     if STRICT:
         raise CheckFailed(message)
     print(message)
-    return False
 
 #: Where notebooks save what later notebooks or learners reuse (git-ignored).
 ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
@@ -82,8 +82,118 @@ def set_seed(seed=DEFAULT_SEED):
     tf.keras.utils.set_random_seed(seed)
 
 
+# --- Memory: a session's limit, and the kernels that share it -------------------------------
+# On Binder or a JupyterHub every kernel of a session shares one memory limit (a cgroup, 2 GB on
+# mybinder.org). A notebook's kernel keeps its memory after the last cell, and JupyterLab keeps it
+# running while its tab is open; a new notebook whose peak does not fit gets killed mid-run.
+
+#: Each notebook's peak (kernel + TFF workers, MB) measured by `make bench` in full mode (README).
+PEAK_MB = {k: int(v) for k, v in __import__("json").loads(
+    (Path(__file__).with_name("peak_memory.json")).read_text()).items()}
+
+
+class NotEnoughMemory(RuntimeError):
+    """This notebook's measured peak does not fit in what the session's memory limit leaves."""
+
+
+def _read(path):
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def memory_limit():
+    """(limit, in use) in bytes of the memory cgroup this process runs in (v1 or v2; the smallest limit
+    on the way to the root, page cache not counted as in use), or None where no limit is set."""
+    found = []
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            roots, limit_file, usage_file, cache = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"), \
+                "memory.max", "memory.current", "file"
+        elif "memory" in controllers.split(","):  # cgroup v1
+            roots, limit_file, usage_file, cache = ("/sys/fs/cgroup/memory",), \
+                "memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache"
+        else:
+            continue
+        for root in roots:
+            parts = [p for p in path.split("/") if p]
+            while True:
+                folder = Path(root, *parts)
+                limit, usage = _read(folder / limit_file), _read(folder / usage_file)
+                if limit and limit.isdigit() and int(limit) < 2**60 and usage:
+                    stat = dict(l.split() for l in (_read(folder / "memory.stat") or "").splitlines())
+                    found.append((int(limit), int(usage) - int(stat.get(cache, 0))))
+                if not parts:
+                    break
+                parts.pop()
+    return min(found) if found else None
+
+
+def _memory_with_workers(proc):
+    import psutil
+
+    total = 0
+    for p in [proc] + proc.children(recursive=True):
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def other_kernels():
+    """[(notebook or None, pid, bytes held with its workers)] of the other Jupyter kernels that share
+    this process's memory limit (its cgroups), largest first."""
+    import psutil
+
+    found, mine = [], _read("/proc/self/cgroup")
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid == os.getpid() or "ipykernel_launcher" not in " ".join(proc.cmdline()):
+                continue
+            if _read(f"/proc/{proc.pid}/cgroup") != mine:
+                continue
+            notebook = os.path.basename(proc.environ().get("JPY_SESSION_NAME", "")) or None
+            found.append((notebook, proc.pid, _memory_with_workers(proc)))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return sorted(found, key=lambda k: -k[2])
+
+
+def ensure_memory_fits(notebook=None):
+    """Raise NotEnoughMemory, saying which kernels to shut down, when this notebook's measured peak
+    would not fit in the session's memory limit; do nothing where no limit is set (a laptop), or
+    when COURSE_MEMORY_CHECK=0."""
+    import psutil
+
+    found = memory_limit()
+    if found is None or not _flag("COURSE_MEMORY_CHECK", "1"):
+        return
+    limit, used = found
+    notebook = notebook or os.path.basename(os.environ.get("JPY_SESSION_NAME", ""))
+    peak = PEAK_MB.get(notebook[:2], max(PEAK_MB.values())) * 2**20
+    need = max(0, peak - _memory_with_workers(psutil.Process()))
+    if used + need <= limit:
+        return
+    mb = lambda n: f"{n / 2**20:,.0f} MB"  # noqa: E731
+    others = "".join(f"\n  - {name or f'a kernel with no notebook (pid {pid})'}: {mb(held)}"
+                     for name, pid, held in other_kernels())
+    raise NotEnoughMemory(
+        f"This notebook needs about {mb(peak)} at its peak, but this session is limited to "
+        f"{mb(limit)} and {mb(used)} are in use: its kernel would be killed mid-run. "
+        + (f"Other notebooks' kernels hold:{others}\n" if others else "")
+        + "Shut down the kernels you no longer need, then run this cell again: in each notebook's tab, "
+        "Kernel → Shut Down Kernel (closing the tab does it too in the course's JupyterLab), or "
+        "the Running Terminals and Kernels panel in the left sidebar. To run anyway (and risk "
+        "the kernel being killed): run `%env COURSE_MEMORY_CHECK=0` first.")
+
+
 def setup(seed=DEFAULT_SEED, threads_per_op=None):
     """One call at the top of every notebook: check Python, quiet TF, seed, clean up on exit.
+    (Importing `helpers` has already stopped workers left by killed kernels and checked that this
+    notebook fits in the session's memory limit.)
 
     `threads_per_op=1` runs each TensorFlow op on one thread: faster for the many tiny batches of
     notebook 06, whose runs use the cores by training several clients at once. It takes effect only
@@ -159,6 +269,54 @@ def stop_workers():
 
 
 atexit.register(stop_workers)
+
+# A kernel killed outright (the out-of-memory killer, SIGKILL) never runs `atexit`, and its worker
+# lives on. Every process this one starts inherits OWNER_VARIABLE, so a course worker names the
+# kernel that started it; a worker started by hand (README: workers on other machines) does not.
+OWNER_VARIABLE = "COURSE_OWNER_PID"
+os.environ[OWNER_VARIABLE] = str(os.getpid())
+
+
+def orphaned_workers():
+    """Pids of course `worker_binary` processes whose owner (the kernel or script that started
+    them) is gone: its pid no longer exists, or now belongs to a process started after the worker."""
+    import psutil
+
+    orphans = []
+    for proc in psutil.process_iter():
+        if not _is_worker(proc):
+            continue
+        try:
+            owner = int(proc.environ().get(OWNER_VARIABLE, 0))
+            born = proc.create_time()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+            continue
+        if not owner or owner == os.getpid():
+            continue
+        try:
+            if psutil.Process(owner).create_time() <= born:
+                continue  # its owner is alive
+        except psutil.NoSuchProcess:
+            pass
+        orphans.append(proc.pid)
+    return sorted(orphans)
+
+
+def stop_orphaned_workers():
+    """Stop, by pid, the course workers left by kernels that died; say what it freed."""
+    import psutil
+
+    pids, freed = orphaned_workers(), 0
+    for pid in pids:
+        try:
+            freed += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    stop_processes(pids, timeout=0.5)  # orphans owe nobody a clean exit
+    if pids:
+        print(f"Stopped {len(pids)} TFF worker(s) left running by a course kernel that died "
+              f"(pids {pids}), freeing {freed / 2**20:,.0f} MB.")
+    return pids
 
 
 class Timer:

@@ -54,7 +54,7 @@ else
 fi
 
 stamp="$VENV/.course-installed"
-want=$( { "$PYTHON" -c 'import sys; print(sys.version)'; cat requirements.txt requirements-tff.txt pyproject.toml jupyter/overrides.json scripts/setup_env.sh; } | sha256sum | cut -d' ' -f1)
+want=$( { "$PYTHON" -c 'import sys; print(sys.version)'; cat requirements.txt requirements-tff.txt pyproject.toml jupyter/*.json jupyter/install.py scripts/setup_env.sh; } | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
   echo "Course environment is up to date ($VENV, Python $(py_version "$VENV/bin/python"))."
   exit 0
@@ -74,9 +74,9 @@ echo "Installing the course's pinned packages into $VENV (a few minutes the firs
 "${pip[@]}" install -q --no-deps -r requirements-tff.txt
 "${pip[@]}" install -q --no-deps --no-build-isolation -e .
 
-# The course's JupyterLab settings (no news question, no update check): jupyter/README.md.
-mkdir -p "$VENV/share/jupyter/lab/settings"
-cp jupyter/overrides.json "$VENV/share/jupyter/lab/settings/overrides.json"
+# The course's JupyterLab and Jupyter server settings (no news question, a closed notebook's kernel
+# shut down, idle kernels culled): jupyter/README.md.
+"$VENV/bin/python" jupyter/install.py
 # Learners see nbgrader's Validate button and Assignments list, not the instructor panels (formgrader,
 # Create Assignment, courses); `make instructor` shows them again.
 "$VENV/bin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader:formgrader \

@@ -55,12 +55,37 @@ def test_every_binder_link_opens_its_notebook_in_jupyterlab_from_one_repository(
 
 def test_binder_gets_the_course_settings_and_the_exercise_copies():
     post_build = (ROOT / "binder" / "postBuild").read_text()
-    assert "jupyter/overrides.json" in post_build and "share/jupyter/lab/settings" in post_build
+    assert "python jupyter/install.py" in post_build, "the course's JupyterLab and server settings"
     assert "scripts/nbgrader_course.py release" in post_build
     import json
 
     settings = json.loads((ROOT / "jupyter" / "overrides.json").read_text())
     assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert settings["@jupyterlab/notebook-extension:tracker"]["kernelShutdown"] is True
+
+
+def test_the_course_server_culls_idle_kernels(tmp_path):
+    """jupyter/install.py puts the culling settings where the Jupyter server reads them, keeping what
+    the environment had; a server started from that environment uses them."""
+    import json
+    import subprocess
+    import sys
+
+    target = tmp_path / "etc" / "jupyter" / "jupyter_server_config.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps({"ServerApp": {"shutdown_no_activity_timeout": 7}}))
+    subprocess.run([sys.executable, "-c", f"import sys; sys.prefix = {str(tmp_path)!r}; "
+                    f"exec(open({str(ROOT / 'jupyter' / 'install.py')!r}).read(), {{'__file__': "
+                    f"{str(ROOT / 'jupyter' / 'install.py')!r}}})"], check=True)
+    config = json.loads(target.read_text())
+    assert config["ServerApp"] == {"shutdown_no_activity_timeout": 7}, "other settings are kept"
+    assert config["MappingKernelManager"]["cull_idle_timeout"] == 1800 and not config["MappingKernelManager"]["cull_busy"]
+    assert (tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json").exists()
+    code = ("from jupyter_server.serverapp import ServerApp; app = ServerApp(); "
+            "app.initialize(argv=['--no-browser', '--allow-root', '--ServerApp.port=0']); "
+            "km = app.kernel_manager; print('CULL', km.cull_idle_timeout, km.cull_connected, km.cull_busy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120).stdout
+    assert "CULL 1800 True False" in out, out
 
 
 def _binder_base():

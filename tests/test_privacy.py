@@ -99,8 +99,8 @@ def test_psnr_roc_auc_and_the_dp_bound_on_auc():
 
 def test_check_explains_and_raises_only_when_strict(monkeypatch, capsys):
     monkeypatch.setattr(runtime, "STRICT", False)
-    assert runtime.check(True, "held") is True
-    assert runtime.check(False, "loss falls", "the rate may be too high") is False
+    runtime.check(True, "held")
+    runtime.check(False, "loss falls", "the rate may be too high")  # explains, does not raise
     out = capsys.readouterr().out
     assert "✓ held" in out and "⚠ expected: loss falls" in out and "why: the rate may be too high" in out
     monkeypatch.setattr(runtime, "STRICT", True)

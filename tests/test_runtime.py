@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -41,7 +42,7 @@ def test_seeding_repeats_exactly():
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def _run_script(code, env=None):
+def _run_script(code, env=None, returncode=0):
     """Run code in a fresh Python; stdout/stderr to a file, not a pipe (a leaked worker would hold a pipe open)."""
     out_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"course-test-{os.getpid()}.out")
     with open(out_path, "w") as out:
@@ -49,7 +50,7 @@ def _run_script(code, env=None):
                               stderr=subprocess.STDOUT, timeout=300, env=env)
     text = open(out_path).read()
     os.unlink(out_path)
-    assert proc.returncode == 0, text
+    assert proc.returncode == returncode, text
     return text
 
 
@@ -70,3 +71,66 @@ def test_stop_processes_kills_by_pid():
     proc = subprocess.Popen(["sleep", "60"])
     assert runtime.stop_processes([proc.pid], timeout=2) == [proc.pid]
     assert proc.wait(timeout=5) is not None
+
+
+def test_a_worker_left_by_a_killed_kernel_is_stopped_by_the_next_one(capsys):
+    """SIGKILL skips `atexit`: the worker of a killed process lives on, until the next course process
+    finds it (its owner is gone) and stops it by pid. Workers started by hand, or whose owner is alive,
+    are left alone."""
+    from helpers import workers
+
+    text = _run_script("""
+        import os, signal
+        from helpers import runtime
+        import tensorflow_federated as tff
+        assert tff.federated_computation(lambda: 'hi')() == b'hi'
+        print("WORKER", runtime.worker_pids(), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """, returncode=-signal.SIGKILL)
+    orphan = eval(next(l for l in text.splitlines() if l.startswith("WORKER")).split(" ", 1)[1])[0]
+    assert psutil.pid_exists(orphan) and psutil.Process(orphan).status() != psutil.STATUS_ZOMBIE
+    by_hand_env = {k: v for k, v in os.environ.items() if k != runtime.OWNER_VARIABLE}
+    import portpicker
+
+    by_hand = subprocess.Popen([str(workers.worker_binary()), f"--port={portpicker.pick_unused_port()}"], env=by_hand_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours = subprocess.Popen([str(workers.worker_binary()), f"--port={portpicker.pick_unused_port()}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # (other orphans may exist: a kernel that nbgrader's tests ended may be seconds from stopping its own)
+        found = runtime.orphaned_workers()
+        assert orphan in found and by_hand.pid not in found and ours.pid not in found, found
+        assert orphan in runtime.stop_orphaned_workers()
+        assert "TFF worker(s) left running by a course kernel that died" in capsys.readouterr().out
+        assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
+        assert by_hand.poll() is None and ours.poll() is None, "only the orphan is stopped"
+        assert orphan not in runtime.orphaned_workers()
+    finally:
+        runtime.stop_processes([by_hand.pid, ours.pid], timeout=0.5)
+        by_hand.wait(timeout=10), ours.wait(timeout=10)
+
+
+def test_the_memory_guard_names_the_kernels_to_shut_down(monkeypatch):
+    """Where the session's limit leaves too little for this notebook's measured peak, importing the
+    course says so before TensorFlow loads, naming the other kernels; with room, or no limit, or
+    COURSE_MEMORY_CHECK=0, it says nothing."""
+    gib = 2**30
+    monkeypatch.setattr(runtime, "other_kernels", lambda: [("05_iterative_process.ipynb", 11, gib)])
+    monkeypatch.setattr(runtime, "memory_limit", lambda: (2 * gib, int(1.2 * gib)))
+    with pytest.raises(runtime.NotEnoughMemory) as err:
+        runtime.ensure_memory_fits("07_privacy_and_security.ipynb")
+    message = str(err.value)
+    assert f"needs about {runtime.PEAK_MB['07']:,} MB" in message and "limited to 2,048 MB" in message
+    assert "05_iterative_process.ipynb: 1,024 MB" in message and "Kernel → Shut Down Kernel" in message
+    monkeypatch.setattr(runtime, "memory_limit", lambda: (2 * gib, int(0.2 * gib)))
+    runtime.ensure_memory_fits("07_privacy_and_security.ipynb")  # room enough
+    monkeypatch.setattr(runtime, "memory_limit", lambda: None)
+    runtime.ensure_memory_fits("07_privacy_and_security.ipynb")  # a laptop: no limit
+    monkeypatch.setattr(runtime, "memory_limit", lambda: (2 * gib, int(1.9 * gib)))
+    monkeypatch.setenv("COURSE_MEMORY_CHECK", "0")
+    runtime.ensure_memory_fits("07_privacy_and_security.ipynb")  # the learner chose to risk it
+
+
+def test_the_memory_limit_is_read_from_this_process_cgroup():
+    found = runtime.memory_limit()
+    assert found is None or (0 < found[1] < found[0]), found
