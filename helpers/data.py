@@ -257,18 +257,25 @@ def client_dataset_options():
 
 
 def preprocess(dataset, batch_size=20, epochs=1, shuffle_buffer=512, seed=None):
-    """One client's pipeline, as taught in notebook 02: shuffle, repeat for local epochs, batch,
-    convert pixels to model input, prefetch, with the options TFF runs it fastest with. Yields OrderedDict(x=(B, 28, 28, 1) float32 with
-    ink = 1.0, y=(B,) int32): what `helpers.model.create_model` expects.
+    """One client's pipeline, as taught in notebook 02: shuffle, repeat for local
+    epochs, batch, convert pixels to model input, prefetch, with the options TFF runs it
+    fastest with. Yields OrderedDict(x=(B, 28, 28, 1) float32 with ink = 1.0,
+    y=(B,) int32): what `helpers.model.create_model` expects.
 
-    `seed` fixes the shuffle order (every pass over the dataset reshuffles, reproducibly).
+    `seed` fixes the shuffle order (every pass over the dataset reshuffles,
+    reproducibly).
     """
-    def to_model_batch(batch):
-        return collections.OrderedDict(x=to_model_input(batch["pixels"]), y=batch["label"])
 
-    return (dataset.shuffle(shuffle_buffer, seed=seed)
-            .repeat(epochs)
-            .batch(batch_size)
-            .map(to_model_batch)
-            .prefetch(tf.data.AUTOTUNE)
-            .with_options(client_dataset_options()))
+    def to_model_batch(batch):
+        return collections.OrderedDict(
+            x=to_model_input(batch["pixels"]), y=batch["label"]
+        )
+
+    return (
+        dataset.shuffle(shuffle_buffer, seed=seed)
+        .repeat(epochs)
+        .batch(batch_size)
+        .map(to_model_batch)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(client_dataset_options())
+    )

@@ -14,9 +14,9 @@ ClientOutput = collections.namedtuple("ClientOutput", ["weights_delta", "num_exa
 
 @tf.function
 def client_update(model, dataset, server_weights, client_learning_rate):
-    """Plain SGD on one client's `dataset` from `server_weights` (what `build_sgdm(lr)` does, written out).
-    Returns ClientOutput(weights_delta = trained - received, num_examples, mean training loss and accuracy).
-    """
+    """Plain SGD on one client's `dataset` from `server_weights` (`build_sgdm(lr)`
+    written out). Returns ClientOutput(weights_delta = trained - received,
+    num_examples, mean training loss and accuracy)."""
     client_weights = model.trainable_variables
     for variable, received in zip(client_weights, server_weights):
         variable.assign(received)  # every round starts from the server's model
@@ -25,7 +25,7 @@ def client_update(model, dataset, server_weights, client_learning_rate):
     num_examples = tf.constant(0, tf.int32)
     loss_sum = tf.constant(0.0)
     num_correct = tf.constant(0, tf.int32)
-    for batch in iter(dataset):  # iter(): a loop inside the graph, not a dataset reduce (notebook 03, step 1)
+    for batch in iter(dataset):  # iter(): a loop inside the graph (notebook 03, step 1)
         with tf.GradientTape() as tape:
             predictions = model(batch["x"], training=True)
             loss = loss_fn(batch["y"], predictions)
@@ -36,37 +36,42 @@ def client_update(model, dataset, server_weights, client_learning_rate):
         num_examples += batch_size
         loss_sum += loss * tf.cast(batch_size, tf.float32)
         predicted = tf.argmax(predictions, axis=-1, output_type=tf.int32)
-        # tf.equal, not ==: where TFF traces this as a graph, == compares the tensor objects
+        # tf.equal, not ==: in a graph that TFF traces, == compares the tensor objects
         num_correct += tf.reduce_sum(tf.cast(tf.equal(predicted, batch["y"]), tf.int32))
 
-    weights_delta = [variable - received for variable, received in zip(client_weights, server_weights)]
+    pairs = zip(client_weights, server_weights)
+    weights_delta = [trained - received for trained, received in pairs]
     seen = tf.maximum(tf.cast(num_examples, tf.float32), 1.0)
-    return ClientOutput(weights_delta, num_examples, loss_sum / seen, tf.cast(num_correct, tf.float32) / seen)
+    accuracy = tf.cast(num_correct, tf.float32) / seen
+    return ClientOutput(weights_delta, num_examples, loss_sum / seen, accuracy)
 
 
-def server_optimizer_update(server_optimizer, optimizer_state, server_weights, mean_delta):
-    """One server step with a TFF optimizer; the pseudo-gradient is the negated mean delta.
+def server_optimizer_update(
+    server_optimizer, optimizer_state, server_weights, mean_delta
+):
+    """One server step with a TFF optimizer; the pseudo-gradient is the negated mean
+    delta.
 
-    Returns (new optimizer state, new server weights). SGD with rate 1.0 is plain FedAvg.
+    Returns (new optimizer state, new server weights). SGD with rate 1.0 is plain
+    FedAvg.
     """
     pseudo_gradient = [-delta for delta in mean_delta]
     return server_optimizer.next(optimizer_state, server_weights, pseudo_gradient)
 
 
-def fedavg_computations(model_fn, element_spec, server_optimizer, local_update=client_update):
-    """The TensorFlow computations a FedAvg round is made of, each wrapped with the type it receives.
-
-    local_update: the client's work, `client_update` unless a variant replaces it (notebook 06: FedProx).
-    """
+def fedavg_computations(model_fn, element_spec, server_optimizer,
+                        local_update=client_update):
+    """The TensorFlow computations a FedAvg round is made of, each typed by what it
+    receives. local_update: the client's work (notebook 06 swaps in FedProx's)."""
     @tff.tensorflow.computation
     def server_init():
         weights = model_fn().trainable_variables
         specs = [tf.TensorSpec(w.shape, w.dtype) for w in weights]
-        return collections.OrderedDict(weights=weights, optimizer_state=server_optimizer.initialize(specs))
+        return collections.OrderedDict(
+            weights=weights, optimizer_state=server_optimizer.initialize(specs))
 
     state_type = server_init.type_signature.result
-    # tensorflow_to_type turns a tf.data element spec into TFF's type of one batch; a client's data
-    # is a *sequence* of such batches, which TFF's type signatures write as <x=...,y=...>*.
+    # TFF's type of one batch; a client's data is a *sequence* of them, <x=...,y=...>*
     dataset_type = tff.SequenceType(tff.types.tensorflow_to_type(element_spec))
 
     @tff.tensorflow.computation(dataset_type, state_type.weights, np.float32)
@@ -74,7 +79,7 @@ def fedavg_computations(model_fn, element_spec, server_optimizer, local_update=c
         return local_update(model_fn(), dataset, server_weights, client_learning_rate)
 
     @tff.tensorflow.computation(np.int32)
-    def as_weight(num_examples):  # federated_mean takes a float weight; the count is an int32
+    def as_weight(num_examples):  # federated_mean takes a float weight, not an int32
         return tf.cast(num_examples, tf.float32)
 
     @tff.tensorflow.computation(state_type, state_type.weights)
@@ -83,40 +88,41 @@ def fedavg_computations(model_fn, element_spec, server_optimizer, local_update=c
             server_optimizer, state["optimizer_state"], state["weights"], mean_delta)
         return collections.OrderedDict(weights=weights, optimizer_state=optimizer_state)
 
-    return types.SimpleNamespace(server_init=server_init, client_work=client_work, as_weight=as_weight,
-                                 server_work=server_work, state_type=state_type, dataset_type=dataset_type)
+    return types.SimpleNamespace(
+        server_init=server_init, client_work=client_work, as_weight=as_weight,
+        server_work=server_work, state_type=state_type, dataset_type=dataset_type)
 
 
-def build_fedavg_process(model_fn, element_spec, server_optimizer, local_update=client_update):
-    """FedAvg as a `tff.templates.IterativeProcess`: initialize() -> server state (weights, optimizer_state);
-    next(state, client_datasets, client_learning_rate) -> (new state, example-weighted mean loss and accuracy).
-    """
-    tf_work = fedavg_computations(model_fn, element_spec, server_optimizer, local_update)
+def build_fedavg_process(model_fn, element_spec, server_optimizer,
+                         local_update=client_update):
+    """FedAvg as an IterativeProcess. initialize() -> state (weights, optimizer_state);
+    next(state, client_datasets, client_learning_rate) -> (new state, metrics)."""
+    tf_work = fedavg_computations(model_fn, element_spec, server_optimizer,
+                                  local_update)
 
     @tff.federated_computation
-    def initialize_fn():
-        # federated_value places a value computed once (here the fresh state) at the server.
+    def initialize_fn():  # federated_value places a value computed once at the server
         return tff.federated_value(tf_work.server_init(), tff.SERVER)
 
     @tff.federated_computation(tff.FederatedType(tf_work.state_type, tff.SERVER),
                                tff.FederatedType(tf_work.dataset_type, tff.CLIENTS),
                                tff.FederatedType(np.float32, tff.SERVER))
     def next_fn(server_state, client_datasets, client_learning_rate):
-        # 1. broadcast: the global weights and this round's learning rate go to every client.
-        #    server_state.weights: a field of a value placed at the server is itself placed there.
+        # 1. broadcast the global weights and this round's learning rate (a field of a
+        #    value placed at the server, like server_state.weights, is placed there too)
         weights_at_clients = tff.federated_broadcast(server_state.weights)
         learning_rate_at_clients = tff.federated_broadcast(client_learning_rate)
         # 2. local work on each client (notebook 03)
-        client_outputs = tff.federated_map(tf_work.client_work,
-                                           (client_datasets, weights_at_clients, learning_rate_at_clients))
-        # 3. aggregate: means weighted by each client's number of examples (notebook 04).
+        client_outputs = tff.federated_map(tf_work.client_work, (
+            client_datasets, weights_at_clients, learning_rate_at_clients))
+        # 3. aggregate: means weighted by each client's number of examples (notebook 04)
         weight = tff.federated_map(tf_work.as_weight, client_outputs.num_examples)
         mean_delta = tff.federated_mean(client_outputs.weights_delta, weight=weight)
-        metrics = collections.OrderedDict(loss=tff.federated_mean(client_outputs.loss, weight=weight),
-                                          accuracy=tff.federated_mean(client_outputs.accuracy, weight=weight))
+        metrics = collections.OrderedDict(
+            loss=tff.federated_mean(client_outputs.loss, weight=weight),
+            accuracy=tff.federated_mean(client_outputs.accuracy, weight=weight))
         # 4. server update (notebook 04)
         new_state = tff.federated_map(tf_work.server_work, (server_state, mean_delta))
-        # federated_zip makes the dict of two values at the server one value of dict type at the server.
-        return new_state, tff.federated_zip(metrics)
+        return new_state, tff.federated_zip(metrics)  # one dict-typed value at SERVER
 
     return tff.templates.IterativeProcess(initialize_fn, next_fn)

@@ -1,13 +1,15 @@
 """The course's times, kept the same in the README, INSTRUCTORS.md and every notebook's header.
 
-Teaching and exercise minutes are an estimate for a class (INSTRUCTORS.md's table is where they are
-set); computing times come from `make bench` in full mode on 2 cores (build/bench.json) and on 1 core
+Teaching and exercise minutes are estimated from the notebooks at a stated pace (PACE below, and
+INSTRUCTORS.md says it): teaching from the words and code lines a learner reads outside the exercises,
+exercises from each task's words and its reference answer's lines; computing times come from `make bench` in full mode on 2 cores (build/bench.json) and on 1 core
 (`make bench ARGS="--skip-throughput --cpus 1"`: build/bench-1cpu.json), quick mode from a quick run
 saved as build/bench-quick.json.
 
     python scripts/course_times.py           # check that the three places agree (tests run this)
     python scripts/course_times.py --write   # write the benchmark's figures into all three
     python scripts/course_times.py --sync    # after editing minutes in INSTRUCTORS.md: copy them to the others
+    python scripts/course_times.py --estimate  # minutes from the notebooks at PACE into all three
 """
 import argparse
 import json
@@ -17,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README, INSTRUCTORS = ROOT / "README.md", ROOT / "INSTRUCTORS.md"
+PEAKS = ROOT / "helpers" / "peak_memory.json"  # each notebook's peak MB, read by runtime.ensure_memory_fits
 
 # | 00 · environment and vocabulary | 20 min | 25 min | 11 s | 12 s | 10 s | prerequisites |
 INSTRUCTORS_ROW = re.compile(r"^\| (\d\d) · ([^|]+?) \| (\d+) min \| (\d+) min \| (\d+) s \| (\d+) s \| (\d+) s \| ([^|]+?) \|$", re.M)
@@ -24,12 +27,73 @@ INSTRUCTORS_ROW = re.compile(r"^\| (\d\d) · ([^|]+?) \| (\d+) min \| (\d+) min 
 NOTEBOOK_TIME = re.compile(r"\*\*Time:\*\* teaching (\d+) min · exercises (\d+) min · computing in full mode "
                            r"(\d+) s on 2 cores, (\d+) s on 1 core")
 NOTEBOOK_PARAGRAPH = re.compile(r"\*\*Time:\*\*.*?(?=\n\n|\Z)", re.S)
+# INSTRUCTORS.md's assessment table: | 00 | 1 · title | code | 2 | easy | 10 | what it assesses |
+ASSESSMENT_ROW = re.compile(r"^(\| (\d\d) \| (\d+|Q) · [^|]+\| (?:code|written) \| \d+ \| [^|]+ \| )(\d+)( \|.*)$", re.M)
+# INSTRUCTORS.md's sample schedules: | 1 | 00, 01, 02 | 325 min | assignment |
+SCHEDULE_ROW = re.compile(r"^\| (\d) \| ((?:\d\d, )*\d\d) \| (\d+) min \|", re.M)
 # the README's course table: last column "20 + 25 min · 11 s / 12 s"
 README_COURSE_ROW = re.compile(r"^(\| \[(\d\d) · .*\| )(\d+) \+ (\d+) min · (\d+) s / (\d+) s \|$", re.M)
 # the README's speed table: | 00 environment and vocabulary | 11 s | 12 s | 10 s | 741 |
 README_SPEED_ROW = re.compile(r"^\| (\d\d) ([^|·]+?) \| (\d+) s \| (\d+) s \| (\d+) s \| ([\d,]+)( [^|]*)? \|$", re.M)
 README_SPEED_TOTAL = re.compile(r"^\| whole course \| (\d+) s \| (\d+) s \| (\d+) s \| ([\d,]+) max \|$", re.M)
 INSTRUCTORS_TOTAL = re.compile(r"^\| whole course \| (\d+) min \| (\d+) min \| (\d+) s \| (\d+) s \| (\d+) s \| \|$", re.M)
+
+
+# The pace the minutes assume: an assumption about a class, not a measurement of learners (pilot it).
+PACE = dict(
+    prose_words_per_minute=60,  # about a third of silent technical reading: predict, run, discuss
+    code_lines_per_minute=5,  # read a teaching cell, run it, read what it prints
+    task_words_per_minute=100,  # read an exercise's instructions
+    minutes_per_answer_line=2,  # write, run and fix one line of the reference answer
+    minutes_per_exercise=5,  # run the self-check and read what it says, per exercise
+    minutes_per_question=10,  # a written answer of a few sentences, quoting one's own figures
+)
+SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def _words(markdown):
+    """Words a learner reads: hints and "under the hood" notes are folded, link targets are not read."""
+    markdown = re.sub(r"<details>.*?</details>", "", markdown, flags=re.S)
+    markdown = re.sub(r"\]\([^)]*\)", "]", markdown)
+    return len(re.findall(r"[A-Za-z0-9][\w'’.-]*", markdown))
+
+
+def _code_lines(code):
+    return [line for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def _up_to_5(minutes):
+    return max(5, 5 * -(-round(minutes, 6) // 5))
+
+
+def exercise_minutes(path):
+    """{"1": minutes, "2": ..., "Q": ...} of a notebook's exercises and written question at PACE."""
+    minutes = {}
+    for cell in json.loads(path.read_text())["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        text = "".join(cell["source"])
+        found = re.fullmatch(r"nb\d\d_(ex(\d+)|q\d+)_(task|solution)", grade_id)
+        if not found:
+            continue
+        key = found[2] or "Q"
+        if found[3] == "task":
+            minutes[key] = minutes.get(key, 0) + _words(text) / PACE["task_words_per_minute"] + PACE[
+                "minutes_per_question" if key == "Q" else "minutes_per_exercise"]
+        elif cell["cell_type"] == "code" and SOLUTION[0] in text:
+            answer = text.split(SOLUTION[0])[1].split(SOLUTION[1])[0]
+            minutes[key] = minutes.get(key, 0) + len(_code_lines(answer)) * PACE["minutes_per_answer_line"]
+    return {key: int(_up_to_5(value)) for key, value in minutes.items()}
+
+
+def estimate(path):
+    """(teaching minutes, exercise minutes) of a notebook at PACE."""
+    teaching = 0.0
+    for cell in json.loads(path.read_text())["cells"][1:]:  # the header is read with the course table
+        text = "".join(cell["source"])
+        if not cell.get("metadata", {}).get("nbgrader"):
+            teaching += (_words(text) / PACE["prose_words_per_minute"] if cell["cell_type"] == "markdown"
+                         else len(_code_lines(text)) / PACE["code_lines_per_minute"])
+    return int(_up_to_5(teaching)), sum(exercise_minutes(path).values())
 
 
 def notebooks():
@@ -57,6 +121,13 @@ def problems():
         row, match = table.get(path.name[:2]), NOTEBOOK_TIME.search(first_cell(path))
         if row is None:
             continue
+        listed = {m[3]: int(m[4]) for m in ASSESSMENT_ROW.finditer(INSTRUCTORS.read_text()) if m[2] == path.name[:2]}
+        if listed != exercise_minutes(path):
+            found.append(f"INSTRUCTORS.md's assessment table gives {path.name[:2]}'s exercises {listed} minutes; "
+                         f"at the stated pace they take {exercise_minutes(path)} (--estimate)")
+        if (row["teaching"], row["exercises"]) != estimate(path):
+            found.append(f"INSTRUCTORS.md gives {path.name[:2]} {row['teaching']} + {row['exercises']} min; "
+                         f"at the stated pace it takes {' + '.join(map(str, estimate(path)))} (--estimate)")
         if not match:
             found.append(f"{path.name}: no '**Time:** teaching N min · exercises N min · computing ...' line")
         elif tuple(map(int, match.groups())) != (row["teaching"], row["exercises"], row["full"], row["one_core"]):
@@ -71,10 +142,19 @@ def problems():
             found.append(f"README's course table, {number}: {course.get(number)}; INSTRUCTORS.md: {row}")
         if speed.get(number) != (row["full"], row["one_core"], row["quick"]):
             found.append(f"README's speed table, {number}: {speed.get(number)}; INSTRUCTORS.md: {row}")
+    peaks = {m[1]: int(m[6].replace(",", "")) for m in README_SPEED_ROW.finditer(readme)}
+    if peaks != json.loads(PEAKS.read_text()):
+        found.append(f"helpers/peak_memory.json (the memory guard's figures) differs from the README's peaks {peaks}")
     total = README_SPEED_TOTAL.search(readme)
     sums = tuple(sum(row[k] for row in table.values()) for k in ("full", "one_core", "quick"))
     if not total or tuple(map(int, total.groups()[:3])) != sums:
         found.append(f"README's 'whole course' row should read {sums[0]} s | {sums[1]} s | {sums[2]} s")
+    for week in SCHEDULE_ROW.finditer(INSTRUCTORS.read_text()):  # the sample schedules' weeks
+        numbers = week[2].split(", ")
+        minutes = sum(table[n]["teaching"] + table[n]["exercises"] for n in numbers if n in table)
+        if minutes != int(week[3]):
+            found.append(f"INSTRUCTORS.md's schedule gives week {week[1]} ({week[2]}) {week[3]} min; "
+                         f"the times table adds up to {minutes}")
     total = INSTRUCTORS_TOTAL.search(INSTRUCTORS.read_text())
     sums = tuple(sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick"))
     if not total or tuple(map(int, total.groups())) != sums:
@@ -98,6 +178,20 @@ def sync():
     table = instructors_table(text)
     INSTRUCTORS.write_text(INSTRUCTORS_TOTAL.sub("| whole course | {} min | {} min | {} s | {} s | {} s | |".format(*_sums(table)), text))
     _write_readme_rows_and_headers(table)
+
+
+def write_estimates():
+    """Put the minutes estimated at PACE into INSTRUCTORS.md's table, then everywhere else."""
+    text = INSTRUCTORS.read_text()
+    minutes = {path.name[:2]: estimate(path) for path in notebooks()}
+    text = INSTRUCTORS_ROW.sub(lambda m: "| {} · {} | {} min | {} min | {} s | {} s | {} s | {} |".format(
+        m[1], m[2], *minutes[m[1]], m[5], m[6], m[7], m[8]), text)
+    each = {path.name[:2]: exercise_minutes(path) for path in notebooks()}
+    text = ASSESSMENT_ROW.sub(lambda m: f"{m[1]}{each[m[2]].get(m[3], m[4])}{m[5]}", text)
+    text = SCHEDULE_ROW.sub(lambda m: "| {} | {} | {} min |".format(
+        m[1], m[2], sum(sum(minutes[n]) for n in m[2].split(", "))), text)
+    INSTRUCTORS.write_text(text)
+    sync()
 
 
 def _sums(table):
@@ -141,6 +235,8 @@ def write():
     readme = README_SPEED_ROW.sub(lambda m: "| {} {} | {} s | {} s | {} s | {:,}{} |".format(
         m[1], m[2], table[m[1]]["full"], table[m[1]]["one_core"], table[m[1]]["quick"],
         max(full[m[1]]["peak_rss_mb"], one_core[m[1]]["peak_rss_mb"]), m[7] or ""), readme)
+    PEAKS.write_text(json.dumps({n: max(r["peak_rss_mb"], one_core[n]["peak_rss_mb"]) for n, r in sorted(full.items())},
+                                indent=1) + "\n")
     peak = max(max(r["peak_rss_mb"], one_core[n]["peak_rss_mb"]) for n, r in full.items())
     readme = README_SPEED_TOTAL.sub("| whole course | {} s | {} s | {} s | {:,} max |".format(*_sums(table)[2:], peak), readme)
     README.write_text(readme)
@@ -150,7 +246,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write the benchmark's figures into all three places")
     parser.add_argument("--sync", action="store_true", help="copy INSTRUCTORS.md's minutes into the README and headers (no benchmark)")
+    parser.add_argument("--estimate", action="store_true", help="estimate the minutes from the notebooks at PACE")
     args = parser.parse_args()
+    if args.estimate:
+        write_estimates()
     if args.write:
         write()
     elif args.sync:
@@ -159,7 +258,8 @@ def main():
     for problem in found:
         print("✗", problem)
     print("README, INSTRUCTORS.md and the notebooks agree on the course's times" if not found else
-          f"{len(found)} disagreement(s): fix INSTRUCTORS.md's table, then run `python scripts/course_times.py --write`")
+          f"{len(found)} disagreement(s): run `python scripts/course_times.py --estimate` (minutes) or "
+          f"`--write` (after `make bench`)")
     return 1 if found else 0
 
 

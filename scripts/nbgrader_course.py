@@ -7,8 +7,9 @@
 
 `release` copies the chosen notebooks (all by default) from `notebooks/` into an nbgrader course folder
 (`build/nbgrader`, git-ignored) as the source of one assignment (`fedcourse` by default; `week1`, ...
-for a weekly schedule: several assignments share one gradebook), locks every teaching cell (read-only
-in the student copy, and restored from the source when grading), runs `nbgrader generate_assignment`,
+for a weekly schedule: several assignments share one gradebook), marks every teaching cell read-only
+for nbgrader (editable in the student copy, so learners can experiment, and restored from the source
+when grading), runs `nbgrader generate_assignment`,
 and copies the student version of every notebook to `--out` (default `exercises/`, beside
 `notebooks/`). Files already there are kept (a learner's work), unless `--force`.
 
@@ -46,6 +47,10 @@ c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = {root!r}
 # Quick-mode notebooks need up to about a minute a cell; full mode about three (notebook 05).
 c.Execute.timeout = 1200
+# Learners may edit and re-run every teaching cell to experiment ("Try it"): teaching cells stay
+# nbgrader's read-only cells (autograde restores them from the source) but are not locked in the
+# student copy. Self-checks stay locked: they hold the grader's code.
+c.LockCells.lock_readonly_cells = False
 # nbgrader zip_collect: an LMS download of files named <student>_<notebook>.ipynb, e.g.
 # ada_05_iterative_process.ipynb (student "ada"; nbgrader matches the whole path). Adapt the pattern to your LMS's file names
 # (INSTRUCTORS.md gives Moodle's and Canvas's). A renamed notebook is still collected, and
@@ -96,8 +101,8 @@ def chosen(numbers=None):
 
 def lock_teaching_cells(path):
     """Every cell that is not part of an exercise becomes nbgrader's read-only cell: the student copy
-    shows it locked, and autograding restores it from the source, so an accidental edit cannot change
-    what is graded."""
+    lets the learner edit and re-run it (CONFIG turns off nbgrader's lock), and autograding restores it
+    from the source, so an edit cannot change what is graded."""
     notebook = json.loads(path.read_text())
     for i, cell in enumerate(notebook["cells"]):
         if i > 0 and "nbgrader" not in cell.get("metadata", {}):  # the first cell: relabelled per copy

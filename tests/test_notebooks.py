@@ -37,7 +37,7 @@ def test_same_anatomy(path):
     assert first.startswith(f"# {path.name[:2]} · "), "title first"
     assert "mybinder.org/v2/gh/" in first and path.name in first, "Binder badge opening this notebook"
     assert "You will learn to" in first and "Time:" in first, "objectives and time"
-    order = ["## Setup", "## Step 1", "## Exercises", "## Recap", "## Next"]
+    order = ["## Setup", "## Step 1", "**Exercise 1", "## Recap", "## Next"]
     positions = [text.find(h) for h in order]
     assert -1 not in positions and positions == sorted(positions), dict(zip(order, positions))
     assert "runtime.setup(" in code
@@ -104,6 +104,7 @@ def test_the_notebooks_form_a_chain_and_their_links_resolve():
             assert f"]({NOTEBOOKS[i + 1].name})" in _section(text, "## Next"), f"{path.name}: Next must link {NOTEBOOKS[i + 1].name}"
         else:
             assert "end of the course" in _section(text, "## Next")
+        assert "close its tab" in _section(text, "## Next"), f"{path.name}: Next says what happens to this kernel"
         if i > 0:
             assert f"Previous: [" in first and f"]({NOTEBOOKS[i - 1].name})" in first, f"{path.name}: Previous"
         for link in re.findall(r"\]\(([^)\s]+)\)", text):
@@ -172,8 +173,9 @@ def test_lessons_read_as_lessons(path):
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if "05" <= p.name[:2] <= "09"], ids=lambda p: p.name)
 def test_experiment_notebooks_say_what_to_try(path):
     nb = cells(path)
-    tries = [c for c in nb if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("**Try it** in the solved edition")]
+    tries = [c for c in nb if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("**Try it**")]
     assert tries and re.search(r"`[A-Z_]+", "".join(tries[0]["source"])), "a 'Try it' cell naming settings"
+    assert not any("solved edition" in "".join(c["source"]) for c in tries), "learners try it in place"
 
 
 def test_the_readme_keeps_no_run_log():
