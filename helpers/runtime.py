@@ -294,8 +294,9 @@ def orphaned_workers():
         if not owner or owner == os.getpid():
             continue
         try:
-            if psutil.Process(owner).create_time() <= born:
-                continue  # its owner is alive
+            parent = psutil.Process(owner)
+            if parent.create_time() <= born and parent.status() != psutil.STATUS_ZOMBIE:
+                continue  # its owner is alive (a zombie is dead, only not yet collected)
         except psutil.NoSuchProcess:
             pass
         orphans.append(proc.pid)

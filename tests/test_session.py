@@ -268,3 +268,28 @@ def test_run_all_twice_then_restart_during_training_leaves_no_worker(server):
         time.sleep(0.5)
     assert all(gone(p) for p in [pid] + started), [p for p in [pid] + started if not gone(p)]
     kernel.shut_down()
+
+
+def test_a_kernel_killed_outright_leaves_no_worker_once_the_next_starts(server):
+    """SIGKILL to a kernel alone (what the out-of-memory killer does) skips the course's clean-up.
+    Once the next notebook has imported `helpers`, no worker of the killed kernel runs: the server's
+    restart of the dead kernel stops its process group, and whatever escapes that is stopped by the
+    import (tests/test_runtime.py shows that part with a worker that does survive its owner)."""
+    killed = server.open("03_client_update.ipynb")
+    error, text = killed.execute(
+        "from helpers import runtime\nimport tensorflow_federated as tff\n"
+        "tff.federated_computation(lambda: 'hi')()\nprint(runtime.worker_pids())")
+    assert error is None, text
+    workers = eval(text.strip().splitlines()[-1])
+    assert workers, text
+    os.kill(killed.pid, 9)
+    following = server.open("04_aggregation.ipynb")
+    error, text = following.execute("import helpers")
+    assert error is None, text
+    gone = lambda p: not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE  # noqa: E731
+    deadline = time.monotonic() + 10
+    while not all(gone(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert all(gone(p) for p in workers), f"the killed kernel's workers {workers} still run"
+    following.shut_down()
+    killed.shut_down()
