@@ -25,7 +25,7 @@ def client_update(model, dataset, server_weights, client_learning_rate):
     num_examples = tf.constant(0, tf.int32)
     loss_sum = tf.constant(0.0)
     num_correct = tf.constant(0, tf.int32)
-    for batch in iter(dataset):  # iter(): a loop inside the graph (notebook 03, step 1)
+    for batch in iter(dataset):  # iter(): the loop runs inside the graph
         with tf.GradientTape() as tape:
             predictions = model(batch["x"], training=True)
             loss = loss_fn(batch["y"], predictions)

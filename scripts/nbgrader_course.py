@@ -53,7 +53,8 @@ c.Execute.timeout = 1200
 c.LockCells.lock_readonly_cells = False
 # nbgrader zip_collect: an LMS download of files named <student>_<notebook>.ipynb, e.g.
 # ada_05_iterative_process.ipynb (student "ada"; nbgrader matches the whole path). Adapt the pattern to your LMS's file names
-# (INSTRUCTORS.md gives Moodle's and Canvas's). A renamed notebook is still collected, and
+# (INSTRUCTORS.md, *Release, collect, grade*, gives patterns for Moodle's and Canvas's downloads:
+# check them against yours). A renamed notebook is still collected, and
 # `make grade` names it: it is not graded until it carries the released name.
 c.FileNameCollectorPlugin.named_regexp = r"^.*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>[^/]+\.ipynb)$"
 '''
