@@ -4,6 +4,7 @@ seeding, and clean-up of the `worker_binary` process that TFF starts.
 Import this module *before* TensorFlow so the log level takes effect.
 """
 import atexit
+import json
 import os
 import random
 import signal
@@ -88,8 +89,7 @@ def set_seed(seed=DEFAULT_SEED):
 # running while its tab is open; a new notebook whose peak does not fit gets killed mid-run.
 
 #: Each notebook's peak (kernel + TFF workers, MB) measured by `make bench` in full mode (README).
-PEAK_MB = {k: int(v) for k, v in __import__("json").loads(
-    (Path(__file__).with_name("peak_memory.json")).read_text()).items()}
+PEAK_MB = json.loads(Path(__file__).with_name("peak_memory.json").read_text())
 
 
 class NotEnoughMemory(RuntimeError):
@@ -103,31 +103,39 @@ def _read(path):
         return None
 
 
+# Each cgroup version's files: (mount points, limit, usage, the memory.stat key of page cache)
+_CGROUP_FILES = {"v1": (("/sys/fs/cgroup/memory",), "memory.limit_in_bytes", "memory.usage_in_bytes",
+                        "total_cache"),
+                 "v2": (("/sys/fs/cgroup", "/sys/fs/cgroup/unified"), "memory.max", "memory.current",
+                        "file")}
+
+
+def memory_cgroups():
+    """[(folder, version)] of the memory cgroup this process runs in, innermost first, up to the root."""
+    found = []
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        version = "v2" if controllers == "" else "v1" if "memory" in controllers.split(",") else None
+        if version is None:
+            continue
+        for root in _CGROUP_FILES[version][0]:
+            parts = [p for p in path.split("/") if p]
+            for depth in range(len(parts), -1, -1):
+                if Path(root, *parts[:depth]).is_dir():
+                    found.append((Path(root, *parts[:depth]), version))
+    return found
+
+
 def memory_limit():
     """(limit, in use) in bytes of the memory cgroup this process runs in (v1 or v2; the smallest limit
     on the way to the root, page cache not counted as in use), or None where no limit is set."""
     found = []
-    for line in (_read("/proc/self/cgroup") or "").splitlines():
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":  # cgroup v2
-            roots, limit_file, usage_file, cache = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"), \
-                "memory.max", "memory.current", "file"
-        elif "memory" in controllers.split(","):  # cgroup v1
-            roots, limit_file, usage_file, cache = ("/sys/fs/cgroup/memory",), \
-                "memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache"
-        else:
-            continue
-        for root in roots:
-            parts = [p for p in path.split("/") if p]
-            while True:
-                folder = Path(root, *parts)
-                limit, usage = _read(folder / limit_file), _read(folder / usage_file)
-                if limit and limit.isdigit() and int(limit) < 2**60 and usage:
-                    stat = dict(l.split() for l in (_read(folder / "memory.stat") or "").splitlines())
-                    found.append((int(limit), int(usage) - int(stat.get(cache, 0))))
-                if not parts:
-                    break
-                parts.pop()
+    for folder, version in memory_cgroups():
+        _, limit_file, usage_file, cache = _CGROUP_FILES[version]
+        limit, usage = _read(folder / limit_file), _read(folder / usage_file)
+        if limit and limit.isdigit() and int(limit) < 2**60 and usage:
+            stat = dict(line.split() for line in (_read(folder / "memory.stat") or "").splitlines())
+            found.append((int(limit), int(usage) - int(stat.get(cache, 0))))
     return min(found) if found else None
 
 
@@ -168,8 +176,8 @@ def ensure_memory_fits(notebook=None):
     when COURSE_MEMORY_CHECK=0."""
     import psutil
 
-    found = memory_limit()
-    if found is None or not _flag("COURSE_MEMORY_CHECK", "1"):
+    found = memory_limit() if _flag("COURSE_MEMORY_CHECK", "1") else None
+    if found is None:
         return
     limit, used = found
     notebook = notebook or os.path.basename(os.environ.get("JPY_SESSION_NAME", ""))

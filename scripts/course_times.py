@@ -85,15 +85,16 @@ def exercise_minutes(path):
     return {key: int(_up_to_5(value)) for key, value in minutes.items()}
 
 
-def estimate(path):
-    """(teaching minutes, exercise minutes) of a notebook at PACE."""
+def estimate(path, each=None):
+    """(teaching minutes, exercise minutes) of a notebook at PACE (`each`: its exercise_minutes,
+    when already computed)."""
     teaching = 0.0
     for cell in json.loads(path.read_text())["cells"][1:]:  # the header is read with the course table
         text = "".join(cell["source"])
         if not cell.get("metadata", {}).get("nbgrader"):
             teaching += (_words(text) / PACE["prose_words_per_minute"] if cell["cell_type"] == "markdown"
                          else len(_code_lines(text)) / PACE["code_lines_per_minute"])
-    return int(_up_to_5(teaching)), sum(exercise_minutes(path).values())
+    return int(_up_to_5(teaching)), sum((each or exercise_minutes(path)).values())
 
 
 def notebooks():
@@ -117,17 +118,20 @@ def problems():
     numbers = [p.name[:2] for p in notebooks()]
     if sorted(table) != numbers:
         found.append(f"INSTRUCTORS.md's time table lists {sorted(table)}, the notebooks are {numbers}")
+    instructors = INSTRUCTORS.read_text()
     for path in notebooks():
         row, match = table.get(path.name[:2]), NOTEBOOK_TIME.search(first_cell(path))
         if row is None:
             continue
-        listed = {m[3]: int(m[4]) for m in ASSESSMENT_ROW.finditer(INSTRUCTORS.read_text()) if m[2] == path.name[:2]}
-        if listed != exercise_minutes(path):
+        listed = {m[3]: int(m[4]) for m in ASSESSMENT_ROW.finditer(instructors) if m[2] == path.name[:2]}
+        each = exercise_minutes(path)
+        if listed != each:
             found.append(f"INSTRUCTORS.md's assessment table gives {path.name[:2]}'s exercises {listed} minutes; "
-                         f"at the stated pace they take {exercise_minutes(path)} (--estimate)")
-        if (row["teaching"], row["exercises"]) != estimate(path):
+                         f"at the stated pace they take {each} (--estimate)")
+        minutes = estimate(path, each)
+        if (row["teaching"], row["exercises"]) != minutes:
             found.append(f"INSTRUCTORS.md gives {path.name[:2]} {row['teaching']} + {row['exercises']} min; "
-                         f"at the stated pace it takes {' + '.join(map(str, estimate(path)))} (--estimate)")
+                         f"at the stated pace it takes {minutes[0]} + {minutes[1]} (--estimate)")
         if not match:
             found.append(f"{path.name}: no '**Time:** teaching N min · exercises N min · computing ...' line")
         elif tuple(map(int, match.groups())) != (row["teaching"], row["exercises"], row["full"], row["one_core"]):
@@ -149,13 +153,13 @@ def problems():
     sums = tuple(sum(row[k] for row in table.values()) for k in ("full", "one_core", "quick"))
     if not total or tuple(map(int, total.groups()[:3])) != sums:
         found.append(f"README's 'whole course' row should read {sums[0]} s | {sums[1]} s | {sums[2]} s")
-    for week in SCHEDULE_ROW.finditer(INSTRUCTORS.read_text()):  # the sample schedules' weeks
+    for week in SCHEDULE_ROW.finditer(instructors):  # the sample schedules' weeks
         numbers = week[2].split(", ")
         minutes = sum(table[n]["teaching"] + table[n]["exercises"] for n in numbers if n in table)
         if minutes != int(week[3]):
             found.append(f"INSTRUCTORS.md's schedule gives week {week[1]} ({week[2]}) {week[3]} min; "
                          f"the times table adds up to {minutes}")
-    total = INSTRUCTORS_TOTAL.search(INSTRUCTORS.read_text())
+    total = INSTRUCTORS_TOTAL.search(instructors)
     sums = tuple(sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick"))
     if not total or tuple(map(int, total.groups())) != sums:
         found.append(f"INSTRUCTORS.md's 'whole course' row should read {sums}")
@@ -183,10 +187,10 @@ def sync():
 def write_estimates():
     """Put the minutes estimated at PACE into INSTRUCTORS.md's table, then everywhere else."""
     text = INSTRUCTORS.read_text()
-    minutes = {path.name[:2]: estimate(path) for path in notebooks()}
+    each = {path.name[:2]: exercise_minutes(path) for path in notebooks()}
+    minutes = {path.name[:2]: estimate(path, each[path.name[:2]]) for path in notebooks()}
     text = INSTRUCTORS_ROW.sub(lambda m: "| {} · {} | {} min | {} min | {} s | {} s | {} s | {} |".format(
         m[1], m[2], *minutes[m[1]], m[5], m[6], m[7], m[8]), text)
-    each = {path.name[:2]: exercise_minutes(path) for path in notebooks()}
     text = ASSESSMENT_ROW.sub(lambda m: f"{m[1]}{each[m[2]].get(m[3], m[4])}{m[5]}", text)
     text = SCHEDULE_ROW.sub(lambda m: "| {} | {} | {} min |".format(
         m[1], m[2], sum(sum(minutes[n]) for n in m[2].split(", "))), text)

@@ -28,27 +28,21 @@ if not sys.platform.startswith("linux"):
     pytest.skip("memory cgroups are Linux's", allow_module_level=True)
 
 
-def _own_memory_cgroup():
-    """The cgroup v1 memory folder this process is in (v2: its unified folder), or None."""
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return Path("/sys/fs/cgroup/memory", *[p for p in path.split("/") if p]), "v1"
-        if controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
-            return Path("/sys/fs/cgroup", *[p for p in path.split("/") if p]), "v2"
-    return None, None
-
-
 @pytest.fixture(scope="module")
 def cgroup():
     """A fresh memory cgroup limited to 2 GB, below this process's own; removed afterwards."""
-    parent, version = _own_memory_cgroup()
-    if parent is None:
+    from helpers import runtime
+
+    # this process's own memory cgroup, innermost first, where the memory controller is on
+    found = [(folder, version) for folder, version in runtime.memory_cgroups()
+             if (folder / runtime._CGROUP_FILES[version][1]).exists()]
+    if not found:
         pytest.skip("no memory cgroup controller on this machine")
+    parent, version = found[0]
     folder = parent / f"course-session-{os.getpid()}"
     try:
         folder.mkdir()
-        (folder / ("memory.limit_in_bytes" if version == "v1" else "memory.max")).write_text(str(LIMIT))
+        (folder / runtime._CGROUP_FILES[version][1]).write_text(str(LIMIT))
     except OSError as error:
         pytest.skip(f"cannot create a memory cgroup here ({error}); CI runs as root and can")
     yield folder, version
