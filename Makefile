@@ -1,4 +1,5 @@
-# The course's commands. `make lab` to learn, `make test` to check everything (what CI runs).
+# The course's commands. `make lab` to learn, `make test` to check everything (what CI runs); `make help` lists them.
+# `make` alone builds the environment (setup, the first target).
 PYTHON ?=
 VENV ?= .venv
 # The GitHub repository Binder builds the course from: `make badges BINDER_REPO=owner/name` rewrites every Binder link.
@@ -9,10 +10,15 @@ ASSIGNMENT_ARG = $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 # nbgrader's panels for instructors; learners keep Validate and the Assignments list.
 NBGRADER_INSTRUCTOR_PANELS = @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment @jupyter/nbgrader:course-list
 
-.PHONY: setup lab instructor learner test test-full bench exercises grade collect scores badges binder-check clean
+.PHONY: setup help lab instructor learner test test-fast test-full lint requirements bench exercises grade collect scores \
+	badges binder-check clean
 
 setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
+
+help:  ## list these commands
+	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/^([a-z-]+):.*## /\1\t/' \
+		| awk -F '\t' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 # The repository is the server's root (notebooks/ and exercises/ side by side); the exercise copy of
 # notebook 00 opens first: learners start from the exercises, the solved edition is in notebooks/.
@@ -31,8 +37,18 @@ learner: setup  ## hide them again (what `make setup` does)
 test: setup  ## unit tests + every notebook under nbval, in quick mode
 	COURSE_QUICK=$${COURSE_QUICK:-1} $(VENV)/bin/python -m pytest
 
+test-fast: setup  ## the unit tier: no notebook runs, browser, Jupyter session or nbgrader round trip; ARGS=--lf
+	COURSE_QUICK=$${COURSE_QUICK:-1} $(VENV)/bin/python -m pytest tests -m "not slow" $(ARGS)
+
 test-full: setup  ## the same with notebooks in full mode (their full assertions)
 	COURSE_QUICK=0 $(VENV)/bin/python -m pytest
+
+lint: setup  ## ruff check (rules in pyproject.toml); tests/test_lint.py makes `make test` fail on what it finds
+	$(VENV)/bin/ruff check $(ARGS) .
+
+# Not after setup: setup installs requirements.txt, the file this rewrites.
+requirements:  ## compile requirements.txt from requirements.in (keeps every pin; ARGS="-P name" upgrades one)
+	$(VENV)/bin/uv pip compile requirements.in -o requirements.txt --python $(VENV)/bin/python --quiet $(ARGS)
 
 bench: setup  ## time and measure every notebook (full mode) and federated vs centralised throughput
 	$(VENV)/bin/python scripts/bench.py $(ARGS)

@@ -11,12 +11,22 @@ import os
 import sys
 import time
 
+import pytest
+
 os.environ.setdefault("COURSE_QUICK", "1")  # kernels inherit it; `make test-full` sets 0
 os.environ.setdefault("COURSE_STRICT", "1")  # every runtime.check in a notebook must hold under test
 
-from helpers import runtime  # noqa: E402
+from helpers import workers  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    """nbval's items (notebooks run in kernels) are the slow tier, whichever path collected them."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionstart(session):
@@ -26,10 +36,10 @@ def pytest_sessionstart(session):
 
 def _leaked_workers(grace_seconds=15.0):
     """Workers below pytest not started by pytest itself, after giving kernels time to exit."""
-    own = set(runtime.worker_pids())  # this process's own: the course's atexit hook stops them
+    own = set(workers.worker_pids())  # this process's own: the course's atexit hook stops them
     deadline = time.monotonic() + grace_seconds
     while True:
-        leaked = [pid for pid in runtime.worker_pids(recursive=True) if pid not in own]
+        leaked = [pid for pid in workers.worker_pids(recursive=True) if pid not in own]
         if not leaked or time.monotonic() > deadline:
             return leaked
         time.sleep(0.5)
@@ -48,10 +58,10 @@ def _reap_exited_children():
 
 
 def pytest_sessionfinish(session, exitstatus):
-    runtime.stop_workers()
+    workers.stop_own_workers()
     leaked = _leaked_workers()
     if leaked:
-        runtime.stop_processes(leaked)
+        workers.stop_processes(leaked)
         sys.stderr.write(
             f"\nFAILED: {len(leaked)} TFF worker_binary process(es) outlived the code that started "
             f"them (pids {leaked}); stopped now. A notebook kernel or test leaks workers.\n"

@@ -1,6 +1,9 @@
-"""Federated averaging, saved here from the notebooks that teach each piece:
-`client_update` (notebook 03), `server_optimizer_update` (notebook 04) and
-`fedavg_computations` and `build_fedavg_process` (notebook 05). tests/test_notebooks.py keeps both copies identical.
+"""Federated averaging as notebooks 03-05 teach it: the client update, the server update, the
+process, and how each round samples its clients and builds their data.
+
+Every function here is saved from the notebook that teaches it: its teaching cell carries the line
+`# saved in helpers/fedavg.py`, and tests/test_notebooks.py keeps the two copies identical. To
+change one, change the notebook's cell and copy it here.
 """
 import collections
 import types
@@ -8,6 +11,8 @@ import types
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
+
+from helpers import data
 
 ClientOutput = collections.namedtuple("ClientOutput", ["weights_delta", "num_examples", "loss", "accuracy"])
 
@@ -99,7 +104,6 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer,
     next(state, client_datasets, client_learning_rate) -> (new state, metrics)."""
     tf_work = fedavg_computations(model_fn, element_spec, server_optimizer,
                                   local_update)
-
     @tff.federated_computation
     def initialize_fn():  # federated_value places a value computed once at the server
         return tff.federated_value(tf_work.server_init(), tff.SERVER)
@@ -126,3 +130,32 @@ def build_fedavg_process(model_fn, element_spec, server_optimizer,
         return new_state, tff.federated_zip(metrics)  # one dict-typed value at SERVER
 
     return tff.templates.IterativeProcess(initialize_fn, next_fn)
+
+
+def sample_clients(client_ids, clients_per_round, round_num, seed):
+    """`clients_per_round` distinct ids, drawn afresh (and repeatably) each round."""
+    rng = np.random.default_rng([seed, round_num])
+    return list(rng.choice(client_ids, size=clients_per_round, replace=False))
+
+
+base_datasets = {}  # each writer's unprocessed dataset, built once
+# traced once per number of epochs; the seed goes in as a tensor (notebook 05's appendix)
+compiled_preprocess = tf.function(data.preprocess)
+
+
+def client_datasets(client_data, client_ids, round_num, local_epochs, batch_size):
+    """The round's input to `process.next`: a preprocessed dataset per client."""
+    data.check_client_ids(client_data, client_ids)
+    seed = tf.constant(round_num, tf.int64)  # a tensor: a new round is not a new trace
+    for cid in client_ids:
+        key = (client_data, cid)
+        if key not in base_datasets:
+            base_datasets[key] = client_data.create_tf_dataset_for_client(cid)
+    return [compiled_preprocess(base_datasets[client_data, cid], batch_size,
+                                local_epochs, seed=seed) for cid in client_ids]
+
+
+def client_learning_rate(round_num, total_rounds, start, end):
+    """Cosine decay from `start` at round 0 to `end` at round `total_rounds - 1`."""
+    progress_fraction = round_num / max(total_rounds - 1, 1)
+    return float(end + 0.5 * (start - end) * (1 + np.cos(np.pi * progress_fraction)))

@@ -1,6 +1,7 @@
-"""The course's model, saved here from notebook 01 (where it is taught) for later notebooks.
+"""The course's model, saved from the notebook that teaches it for the notebooks after it.
 
-tests/test_notebooks.py checks that this source and notebook 01's stay identical.
+Its teaching cell carries the line `# saved in helpers/model.py`, and tests/test_notebooks.py keeps
+the two copies identical: change the notebook's cell, then copy it here.
 """
 import tensorflow as tf
 

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import clear_output, display
 
-from helpers import experiments as ex, runtime, simulation as sim
+from helpers import populations, training, runtime, simulation
 
 RARE = [7, 8, 9]  # correlated drop-outs: clients holding these digits drop more often (as in notebook 06)
 MAX_CLIENTS_PER_ROUND = 30  # with 5 local epochs, 30 clients for 15 rounds take about 20 s on two cores
@@ -38,7 +38,8 @@ class Playground:
         self.optimizer = widgets.Dropdown(options=["FedAvg", "FedAvgM", "FedAdam"], value="FedAvg",
                                           description="server optimizer", style=style)
         self.rate = widgets.FloatText(value=1.0, description="server rate", style=style)
-        self.drop_rate = widgets.FloatSlider(value=0.0, min=0.0, max=0.9, step=0.1, description="drop-out rate", style=style)
+        self.drop_rate = widgets.FloatSlider(value=0.0, min=0.0, max=0.9, step=0.1, description="drop-out rate",
+                                             style=style)
         self.correlated = widgets.Checkbox(value=False, description="drop-outs hit clients holding 7-9", indent=False,
                                           layout=widgets.Layout(width="300px"))
         self.run_button = widgets.Button(description="Run", button_style="primary")
@@ -53,15 +54,18 @@ class Playground:
         """The controls' values, checked; raises PlaygroundError saying what to change."""
         alpha, per_round, rate = self.alpha.value, self.clients_per_round.value, self.rate.value
         if not alpha > 0:
-            raise PlaygroundError(f"α must be positive (got {alpha:g}): 0.1 gives each client a few digits, 100 is close to IID.")
+            raise PlaygroundError(f"α must be positive (got {alpha:g}): 0.1 gives each client a few digits, "
+                                  f"100 is close to IID.")
         if not 1 <= per_round <= self.num_clients:
             raise PlaygroundError(f"clients per round must be between 1 and {self.num_clients}, the number of clients "
                                   f"(got {per_round}).")
         if per_round > MAX_CLIENTS_PER_ROUND:
-            raise PlaygroundError(f"at most {MAX_CLIENTS_PER_ROUND} clients per round here (got {per_round}): more would "
+            raise PlaygroundError(f"at most {MAX_CLIENTS_PER_ROUND} clients per round here (got {per_round}): "
+                                  f"more would "
                                   f"make a run last well over 20 seconds on two cores.")
         if not rate > 0:
-            raise PlaygroundError(f"the server rate must be positive (got {rate:g}): try 1 for FedAvg, 0.1 for FedAvgM, "
+            raise PlaygroundError(f"the server rate must be positive (got {rate:g}): try 1 for FedAvg, "
+                                  f"0.1 for FedAvgM, "
                                   f"0.01 for FedAdam.")
         return dict(alpha=alpha, clients_per_round=per_round, local_epochs=self.local_epochs.value,
                     optimizer=self.optimizer.value, rate=rate, drop_rate=self.drop_rate.value,
@@ -69,8 +73,8 @@ class Playground:
 
     def population(self, alpha):
         if alpha not in self._populations:
-            parts = ex.label_skew_parts(self.pool, self.num_clients, alpha, seed=self.seed)
-            self._populations[alpha] = ex.redeal(self.writers, parts)
+            parts = populations.label_skew_parts(self.pool, self.num_clients, alpha, seed=self.seed)
+            self._populations[alpha] = populations.redeal(self.writers, parts)
         return self._populations[alpha]
 
     def train(self, alpha, clients_per_round, local_epochs, optimizer, rate, drop_rate, correlated):
@@ -83,9 +87,12 @@ class Playground:
 
         def reports(sampled, round_num, seed):
             return [cid for cid in sampled if np.random.default_rng([seed, round_num, cid, 1]).random() >= rates[cid]]
-        return sim.run(self.trainer, clients, self.rounds, self.evaluator, seed=self.seed, model_fn=self.model_fn,
-                       clients_per_round=clients_per_round, local_epochs=local_epochs,
-                       server_optimizer=_server_optimizer(optimizer, rate), reports=reports if drop_rate > 0 else None)
+        step = simulation.FedAvgStep(
+            self.trainer, clients, seed=self.seed, clients_per_round=clients_per_round,
+            local_epochs=local_epochs, server_optimizer=_server_optimizer(optimizer, rate),
+            reports=reports if drop_rate > 0 else None)
+        start = training.seeded_weights(self.model_fn, self.seed)
+        return training.run(step, self.rounds, self.evaluator, start)
 
     def run(self, _button=None):
         """Train with the controls' settings and add the curve; a bad setting only writes a message."""
@@ -99,7 +106,8 @@ class Playground:
             history = self.train(**settings)
         label = (f"α={settings['alpha']:g}, {settings['clients_per_round']}/round, E={settings['local_epochs']}, "
                  f"{settings['optimizer']} {settings['rate']:g}"
-                 + (f", drop {settings['drop_rate']:.0%}{' corr.' if settings['correlated'] else ''}" if settings['drop_rate'] else ""))
+                 + (f", drop {settings['drop_rate']:.0%}{' corr.' if settings['correlated'] else ''}"
+                    if settings['drop_rate'] else ""))
         self.curves.append((label, history.accuracy))
         self.message.value = f"✓ {label}: final accuracy {history.accuracy[-1]:.3f}, {timer.seconds:.1f} s"
         self.draw()
@@ -117,7 +125,8 @@ class Playground:
             fig, ax = plt.subplots(figsize=(7, 3.5))
             for label, accuracy in self.curves:
                 ax.plot(np.arange(len(accuracy)), accuracy, label=label)
-            ax.set_xlabel("round"); ax.set_ylabel("test accuracy"); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
+            ax.set(xlabel="round", ylabel="test accuracy", ylim=(0, 1))
+            ax.grid(alpha=0.3)
             if self.curves:
                 ax.legend(fontsize=7)
             plt.show()

@@ -89,7 +89,8 @@ def round_diagram(ax=None):
         ax.text((x0 + w0 + x1 - w1) / 2, 0.58, label, ha="center", fontsize=8)
     ax.annotate("", xy=(0, 0.84), xytext=(3.9, 0.84),
                 arrowprops=dict(arrowstyle="->", lw=1, color="gray", connectionstyle="arc3,rad=0.1"))
-    ax.text(1.95, 1.08, "the next round starts from the new w (initialize runs once)", ha="center", fontsize=8, color="gray")
+    ax.text(1.95, 1.08, "the next round starts from the new w (initialize runs once)", ha="center", fontsize=8,
+            color="gray")
     ax.set_xlim(-0.45, 4.4)
     ax.set_ylim(0, 1.15)
     ax.axis("off")

@@ -1,18 +1,15 @@
-"""Plumbing for notebook 08 (security and robustness): attackers that run their own code, robust
-aggregators over flattened updates, a backdoor trigger, and a fast round loop for the attack grid.
+"""Robust aggregators and attackers, for notebook 08's attack grid.
 
-The grid trains many short runs, so rounds run on `helpers.simulation`'s fast trainer: each client's
-update is the course's local SGD (notebook 03's `client_update`, compiled once), the server step is
-FedAvg's with rate 1. Notebook 08 checks that one of these aggregators, written as a
-`tff.aggregators` factory, gives the same model inside TFF's own runtime.
+An aggregator takes (deltas (clients, parameters), weights (clients,)) and returns the mean delta,
+the signature `simulation.FedAvgStep` plugs in; an attack is a `tamper` hook of that step, in which
+some clients send what the attacker chose instead of their honest update.
 """
 import collections
 
 import numpy as np
-import tensorflow as tf
 
-from helpers import experiments as ex
-from helpers.simulation import Trainer, flatten, unflatten  # noqa: F401 (08 uses rb.Trainer)
+from helpers import populations
+from helpers.simulation import weighted_mean
 
 ATTACKS = ("sign flip", "boosted", "gaussian noise", "label flip", "weight inflation", "backdoor")
 BACKDOOR_TARGET = 0  # the backdoor makes any image carrying the trigger read as this digit
@@ -24,7 +21,7 @@ class RobustnessInputError(ValueError):
     """Bad input to the robustness helpers: an unknown aggregator or attack, a fraction out of range, a wrong shape."""
 
 
-# --- aggregators: (updates (n, P), weights (n,)) -> aggregate (P,) ----------------------------------
+# --- aggregators: (updates (n, P), weights (n,)) -> aggregate (P,) ---------------------------
 
 def _check(updates, weights):
     updates, weights = np.asarray(updates, np.float64), np.asarray(weights, np.float64)
@@ -32,11 +29,6 @@ def _check(updates, weights):
         raise RobustnessInputError(f"updates must be (clients, parameters) and weights (clients,); got {updates.shape} "
                                    f"and {weights.shape}")
     return updates, weights
-
-
-def weighted_mean(updates, weights):
-    updates, weights = _check(updates, weights)
-    return weights @ updates / weights.sum()
 
 
 def unweighted_mean(updates, weights):
@@ -103,7 +95,7 @@ def aggregator(name):
     return AGGREGATORS[name]
 
 
-# --- clients ------------------------------------------------------------------------------------------
+# --- attackers -------------------------------------------------------------------------------
 
 def add_trigger(pixels):
     """Pixels (uint8, 255 = background) with the backdoor's trigger: a 4×4 ink square near the bottom right."""
@@ -117,57 +109,47 @@ def poisoned(clients, cid, mode, target=0):
     images carry the trigger and the label `target`)."""
     pixels, labels = clients.pixels[cid], clients.labels[cid]
     if mode == "label flip":
-        return ex.Clients([pixels], [(9 - labels).astype(np.int32)])
+        return populations.Clients([pixels], [(9 - labels).astype(np.int32)])
     if mode == "backdoor":
         half = np.arange(len(labels)) % 2 == 0
         pixels = np.where(half[:, None, None], add_trigger(pixels), pixels)
-        return ex.Clients([pixels], [np.where(half, target, labels).astype(np.int32)])
+        return populations.Clients([pixels], [np.where(half, target, labels).astype(np.int32)])
     raise RobustnessInputError(f"unknown poisoning {mode!r}: 'label flip' or 'backdoor'")
 
 
-def malicious_update(attack, honest_delta, num_examples, trainer, weights, clients, cid, seed, rng):
-    """(update, claimed number of examples) an attacker sends instead of its honest update."""
-    if attack == "sign flip":
-        return -honest_delta, num_examples
-    if attack == "boosted":
-        return -BOOST * honest_delta, num_examples
-    if attack == "gaussian noise":
-        return rng.normal(0, BOOST * np.linalg.norm(honest_delta) / np.sqrt(honest_delta.size), honest_delta.size), num_examples
-    if attack == "label flip":  # honest code on poisoned data
-        return trainer.update(weights, poisoned(clients, cid, "label flip"), 0, seed)
-    if attack == "weight inflation":  # a sign-flipped update that claims to speak for many examples
-        return -honest_delta, INFLATION * num_examples
-    if attack == "backdoor":  # model replacement: train on triggered images, then boost (Bagdasaryan et al., 2020)
-        delta, n = trainer.update(weights, poisoned(clients, cid, "backdoor", BACKDOOR_TARGET), 0, seed)
-        return BOOST * delta, n
-    raise RobustnessInputError(f"unknown attack {attack!r}: choose one of {list(ATTACKS)}")
-
-
-def run(trainer, start_weights, clients, aggregate, rounds, evaluator, clients_per_round=10, attack=None,
-        fraction=0.0, seed=0, attack_rounds=None, record=None):
-    """FedAvg rounds (server rate 1) from `start_weights`; in each of the first `attack_rounds` rounds (default:
-    all) the first round(fraction × clients per round) sampled clients are attackers. Returns
-    experiments.History (accuracy before and after each round); `record(weights)` is also called after each round."""
+def attack(name, fraction, trainer, clients, seed, attack_rounds=None):
+    """A `tamper` hook of `simulation.FedAvgStep`: in each of the first `attack_rounds` rounds
+    (default: all), the first round(fraction × arrived) clients of the round send the attack
+    `name`'s update instead of their honest one."""
     if not 0 <= fraction < 0.5:
         raise RobustnessInputError(f"the fraction of malicious clients must be in [0, 0.5), got {fraction}")
-    if attack is not None and attack not in ATTACKS:
-        raise RobustnessInputError(f"unknown attack {attack!r}: choose one of {list(ATTACKS)}")
-    attackers = int(round(fraction * clients_per_round)) if attack else 0
+    if name not in ATTACKS:
+        raise RobustnessInputError(f"unknown attack {name!r}: choose one of {list(ATTACKS)}")
     rng = np.random.default_rng([seed, 8])
-    weights = [np.asarray(w) for w in start_weights]
-    accuracy = [evaluator.accuracy(weights)]
-    for round_num in range(rounds):
-        sampled = ex.sample(len(clients.labels), clients_per_round, round_num, seed)
-        updates, counts = [], []
-        attacking = attackers if attack_rounds is None or round_num < attack_rounds else 0
-        for i, cid in enumerate(sampled):
-            delta, n = trainer.update(weights, clients, cid, seed=[seed, round_num, cid])
-            if i < attacking:
-                delta, n = malicious_update(attack, delta, n, trainer, weights, clients, cid, [seed, round_num, cid], rng)
-            updates.append(delta)
-            counts.append(n)
-        weights = unflatten(flatten(weights) + aggregate(np.array(updates), np.array(counts)), weights)
-        accuracy.append(evaluator.accuracy(weights))
-        if record is not None:
-            record(weights)
-    return ex.History(np.array(accuracy), weights)
+
+    def malicious(update, weights, round_num):
+        """The update an attacker sends instead of `update`, its honest one."""
+        delta, n = update.delta, update.num_examples
+        own_seed = [seed, round_num, update.cid]
+        if name == "sign flip":
+            delta = -delta
+        elif name == "boosted":
+            delta = -BOOST * delta
+        elif name == "gaussian noise":
+            delta = rng.normal(0, BOOST * np.linalg.norm(delta) / np.sqrt(delta.size), delta.size)
+        elif name == "label flip":  # honest code on poisoned data
+            delta, n = trainer.update(weights, poisoned(clients, update.cid, "label flip"), 0, own_seed)
+        elif name == "weight inflation":  # a sign-flipped update that claims to speak for many examples
+            delta, n = -delta, INFLATION * n
+        else:  # backdoor: model replacement, train on triggered images then boost (Bagdasaryan et al., 2020)
+            poison = poisoned(clients, update.cid, "backdoor", BACKDOOR_TARGET)
+            delta, n = trainer.update(weights, poison, 0, own_seed)
+            delta = BOOST * delta
+        return update._replace(delta=delta, num_examples=n)
+
+    def tamper(updates, weights, round_num):
+        if attack_rounds is not None and round_num >= attack_rounds:
+            return updates
+        attackers = int(round(fraction * len(updates)))
+        return [malicious(u, weights, round_num) if i < attackers else u for i, u in enumerate(updates)]
+    return tamper

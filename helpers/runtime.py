@@ -1,13 +1,12 @@
-"""Runtime plumbing every notebook shares: Python check, quiet logs, QUICK mode,
-seeding, and clean-up of the `worker_binary` process that TFF starts.
+"""Runtime plumbing every notebook shares: Python check, quiet logs, QUICK mode, seeding,
+checks that explain themselves, and the memory guard (TFF's worker processes: `workers`).
 
 Import this module *before* TensorFlow so the log level takes effect.
 """
-import atexit
 import json
 import os
 import random
-import signal
+import re
 import sys
 import time
 from pathlib import Path
@@ -16,23 +15,52 @@ from pathlib import Path
 # cuDNN/cuFFT/cuBLAS factory" lines TF 2.14 prints on every CPU import; real failures still raise.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SUPPORTED_PYTHON = ((3, 9), (3, 11))  # TFF 0.87.0 declares Requires-Python >=3.9,<3.12
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 class UnsupportedPythonError(RuntimeError):
     """This Python cannot run TensorFlow Federated."""
 
 
+def supported_python(text):
+    """((3, low), (3, high)), the oldest and newest minor versions that `requires-python` in the text of
+    pyproject.toml allows. Read with a regular expression: tomllib is missing on the Pythons refused here."""
+    match = re.search(r'^requires-python\s*=\s*"\s*>=\s*3\.(\d+)\s*,\s*<\s*3\.(\d+)\s*"', text, re.M)
+    if not match or int(match.group(1)) >= int(match.group(2)):
+        raise ValueError('pyproject.toml must state the course\'s Python as requires-python = ">=3.A,<3.B" '
+                         '(B > A), the form helpers/runtime.py and scripts/setup_env.sh read')
+    return (3, int(match.group(1))), (3, int(match.group(2)) - 1)
+
+
+def _versions(low, high):
+    return f"{low[0]}.{low[1]}" if low == high else f"{low[0]}.{low[1]}-{high[0]}.{high[1]}"
+
+
+def _read_pyproject():
+    try:
+        return PYPROJECT.read_text()
+    except FileNotFoundError:
+        raise RuntimeError(f"{PYPROJECT} is missing: helpers/ reads the course's Python from the pyproject.toml "
+                           "beside it. Use the course from its repository (`make setup` installs it editable).") \
+            from None
+
+
+#: The course's Python (oldest, newest), from pyproject.toml's requires-python: stated once, there.
+SUPPORTED_PYTHON = supported_python(_read_pyproject())
+
+
 def check_python(version_info=None):
-    """Raise `UnsupportedPythonError` unless Python is 3.9-3.11 (what TFF supports)."""
+    """Raise `UnsupportedPythonError` unless this Python is one pyproject.toml's requires-python allows."""
     major, minor = tuple(version_info or sys.version_info)[:2]
     low, high = SUPPORTED_PYTHON
     if not low <= (major, minor) <= high:
+        wanted, newest = _versions(low, high), f"{high[0]}.{high[1]}"
         raise UnsupportedPythonError(
-            f"This course needs Python 3.9-3.11 (TensorFlow Federated 0.87.0, its newest release, "
-            f"does not install on other versions); this is Python {major}.{minor}. Install Python 3.11 "
-            f"(e.g. `pyenv install 3.11`, `apt install python3.11` or `conda create -n tff python=3.11`) "
-            f"and run `make setup` again, which builds the course's .venv with it."
+            f"This course needs Python {wanted} (TensorFlow Federated 0.87.0, its newest release, does not "
+            f"install on 3.12 or newer, and the course's pinned packages are resolved for {wanted}); this is "
+            f"Python {major}.{minor}. Install Python {newest} (e.g. `pyenv install {newest}`, "
+            f"`apt install python{newest}` or `conda create -n tff python={newest}`) and run `make setup` "
+            f"again, which builds the course's .venv with it."
         )
 
 
@@ -219,113 +247,6 @@ def setup(seed=DEFAULT_SEED, threads_per_op=None):
             pass
     set_seed(seed)
     return QUICK
-
-
-# --- TFF's worker_binary ---------------------------------------------------------------
-# TFF runs computations in a separate C++ process (`worker_binary`) that it starts lazily as a
-# child of this Python process and never stops: it outlives the interpreter (and holds any pipe
-# the interpreter's stdout was). We stop the ones *this* process started, by pid, at exit.
-
-
-def _is_worker(proc):
-    import psutil
-
-    try:
-        cmd = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-    return bool(cmd) and os.path.basename(cmd[0]) == "worker_binary"
-
-
-def worker_pids(parent_pid=None, recursive=False):
-    """Pids of TFF `worker_binary` processes started by `parent_pid` (default: this process)."""
-    import psutil
-
-    try:
-        parent = psutil.Process(parent_pid or os.getpid())
-        children = parent.children(recursive=recursive)
-    except psutil.NoSuchProcess:
-        return []
-    return sorted(p.pid for p in children if _is_worker(p))
-
-
-def stop_processes(pids, timeout=5.0):
-    """Stop processes by pid: SIGINT (TFF's own way), then SIGKILL after `timeout` s."""
-    import psutil
-
-    procs = []
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            proc.send_signal(signal.SIGINT)
-            procs.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=timeout)
-    return [p.pid for p in procs]
-
-
-def stop_workers():
-    """Stop the `worker_binary` processes this Python process started; returns their pids."""
-    return stop_processes(worker_pids())
-
-
-atexit.register(stop_workers)
-
-# A kernel killed outright (the out-of-memory killer, SIGKILL) never runs `atexit`, and its worker
-# lives on. Every process this one starts inherits OWNER_VARIABLE, so a course worker names the
-# kernel that started it; a worker started by hand (README: workers on other machines) does not.
-OWNER_VARIABLE = "COURSE_OWNER_PID"
-os.environ[OWNER_VARIABLE] = str(os.getpid())
-
-
-def orphaned_workers():
-    """Pids of course `worker_binary` processes whose owner (the kernel or script that started
-    them) is gone: its pid no longer exists, or now belongs to a process started after the worker."""
-    import psutil
-
-    orphans = []
-    for proc in psutil.process_iter():
-        if not _is_worker(proc):
-            continue
-        try:
-            owner = int(proc.environ().get(OWNER_VARIABLE, 0))
-            born = proc.create_time()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
-            continue
-        if not owner or owner == os.getpid():
-            continue
-        try:
-            parent = psutil.Process(owner)
-            if parent.create_time() <= born and parent.status() != psutil.STATUS_ZOMBIE:
-                continue  # its owner is alive (a zombie is dead, only not yet collected)
-        except psutil.NoSuchProcess:
-            pass
-        orphans.append(proc.pid)
-    return sorted(orphans)
-
-
-def stop_orphaned_workers():
-    """Stop, by pid, the course workers left by kernels that died; say what it freed."""
-    import psutil
-
-    pids, freed = orphaned_workers(), 0
-    for pid in pids:
-        try:
-            freed += psutil.Process(pid).memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    stop_processes(pids, timeout=0.5)  # orphans owe nobody a clean exit
-    if pids:
-        print(f"Stopped {len(pids)} TFF worker(s) left running by a course kernel that died "
-              f"(pids {pids}), freeing {freed / 2**20:,.0f} MB.")
-    return pids
 
 
 class Timer:

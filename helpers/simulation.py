@@ -1,19 +1,19 @@
-"""A fast FedAvg round loop for the many short, seeded runs of notebooks 06 (experiments and
-playground) and 08 (the attack grid).
+"""FedAvg's round step on a compiled trainer, for the many short seeded runs of experiments.
 
 The arithmetic is the course's FedAvg: each client runs notebook 03's `client_update` (plain SGD on
 the mean cross-entropy, batches of 20, FedProx's proximal gradient when `mu` > 0), the server takes
 the example-weighted mean delta and steps with a TFF optimizer (notebook 04's
 `server_optimizer_update`). What is left out is TFF's runtime: a client's epochs run as one compiled
-TensorFlow loop over its images held in memory, and the round loop is Python. Notebook 06 checks,
-round for round, that this loop and the course's TFF process (`helpers.fedavg`) give the same model.
+TensorFlow loop over its images held in memory. `FedAvgStep` plugs into `training.run`; its hooks
+change one thing each (drop-outs, staleness, deadlines, weights, aggregator, attackers).
 """
 import collections
 
 import numpy as np
 import tensorflow as tf
 
-from helpers import data, experiments as ex
+from helpers import data, populations, training
+from helpers.fedavg import sample_clients
 
 
 def flatten(weights):
@@ -84,18 +84,18 @@ class Trainer:
         return np.array(rows, np.int32).reshape(-1, self.batch_size)
 
     def update(self, weights, clients, cid, seed, epochs=1, mu=0.0, max_batches=None):
-        if not 0 <= cid < len(clients.labels):
-            raise data.UnknownClientError(f"Unknown client {cid!r}: this population has clients 0..{len(clients.labels) - 1}.")
+        populations.check_client(clients, cid)
         x, y = np.asarray(clients.pixels[cid]), np.asarray(clients.labels[cid], np.int32)
         if x.dtype != np.uint8:
             raise TypeError(f"client {cid}'s pixels are {x.dtype}; the trainer takes them as shipped, uint8 with 255 = "
-                            f"background (experiments.writer_clients and redeal keep them so)")
+                            f"background (populations.writer_clients and redeal keep them so)")
         batches = self.order(len(y), seed, epochs, max_batches)
         for variable, value in zip(self.model.trainable_variables, weights):
             variable.assign(value)
         self._local_training(x, y, batches, self.learning_rate, float(mu))
         trained = int(np.sum(batches >= 0))
-        return flatten([v.numpy() - np.asarray(w) for v, w in zip(self.model.trainable_variables, weights)]), float(trained)
+        trained_weights = self.model.trainable_variables
+        return flatten([v.numpy() - np.asarray(w) for v, w in zip(trained_weights, weights)]), float(trained)
 
     def batches(self, clients, cid, seed, epochs=1, max_batches=None):
         """The batches `update` trains on, as a dataset in the course's format (for a TFF process)."""
@@ -106,89 +106,103 @@ class Trainer:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         # Cut the examples where `update`'s batches end (each epoch's last batch may be short).
         return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(
-            lambda start, size: collections.OrderedDict((key, value[start:start + size]) for key, value in examples.items()))
-
-
-def initial_weights(model_fn, seed):
-    """The model a seeded run starts from (the same as `experiments.run` starts from)."""
-    from helpers import runtime
-
-    runtime.set_seed(seed)
-    return [v.numpy() for v in model_fn().trainable_variables]
-
-
-class ServerOptimizer:
-    """A TFF optimizer (`tff.learning.optimizers.*`) applied to the round's mean delta, as notebook 04's
-    `server_optimizer_update` does: the pseudo-gradient is the negated mean delta."""
-
-    def __init__(self, optimizer, weights):
-        self.optimizer = optimizer
-        self.state = optimizer.initialize([tf.TensorSpec(np.shape(w), tf.float32) for w in weights])
-
-    def step(self, weights, mean_delta):
-        gradient = [tf.constant(-d) for d in unflatten(mean_delta, weights)]
-        self.state, new = self.optimizer.next(self.state, [tf.constant(w) for w in weights], gradient)
-        return [np.asarray(w) for w in new]
+            lambda start, size: collections.OrderedDict(
+                (key, value[start:start + size]) for key, value in examples.items()))
 
 
 Update = collections.namedtuple("Update", ["cid", "delta", "num_examples", "staleness"])
-Update.__doc__ = "What one client sent: its flattened delta, how many examples it trained on, how many rounds late it is."
+Update.__doc__ = """What one client sent: its flattened delta, how many examples it trained on (or
+claims to have), and how many rounds late it is."""
 
 
-def weighted_mean(updates):
-    """FedAvg's aggregate: the mean of the deltas weighted by their examples."""
-    counts = np.array([u.num_examples for u in updates])
-    return counts @ np.array([u.delta for u in updates]) / counts.sum()
+def weighted_mean(deltas, weights):
+    """FedAvg's aggregate: the mean of the deltas (one row per client) weighted by `weights`."""
+    deltas, weights = np.asarray(deltas, np.float64), np.asarray(weights, np.float64)
+    if deltas.ndim != 2 or weights.shape != (len(deltas),):
+        raise ValueError(f"an aggregator takes deltas (clients, parameters) and weights (clients,); "
+                         f"got {deltas.shape} and {weights.shape}")
+    return weights @ deltas / weights.sum()
 
 
-def run(trainer, clients, rounds, evaluator, *, seed=0, start_weights=None, model_fn=None, clients_per_round=10,
-        local_epochs=1, mu=0.0, server_optimizer=None, eligible=None, reports=None, delay=None, max_batches=None,
-        aggregate=weighted_mean, evaluate_every=1, record=None):
-    """FedAvg for `rounds` rounds; returns experiments.History (accuracy before training and after every
-    `evaluate_every` rounds, final weights).
+class FedAvgStep:
+    """One FedAvg round on `clients` with a compiled `trainer`, as a step of `training.run`.
 
-    Each round samples `clients_per_round` clients (`experiments.sample`, from `eligible` if given). Hooks,
-    each optional, change one thing:
+    Each round samples `clients_per_round` clients (`fedavg.sample_clients`, from `eligible` if
+    given); each trains `local_epochs` epochs from the global model (FedProx's pull when `mu` > 0);
+    the server applies the aggregate with `server_optimizer` (a TFF optimizer; default SGD at rate
+    1, plain FedAvg). Hooks, each optional, change one thing:
       reports(sampled, round_num, seed) -> the sampled clients whose updates arrive (drop-outs);
-      delay(cid, round_num, seed) -> how many rounds late this client's update is (it trained on that old model);
-      max_batches(cid, round_num, seed) -> how many batches the client finishes (a deadline), None for all;
-      aggregate(updates) -> the flattened mean delta the server applies (default: the weighted mean);
-      record(weights) is called with the global weights after every round.
-    The server applies the aggregate with `server_optimizer` (a TFF optimizer; default SGD at rate 1, plain
-    FedAvg). A round where nobody reports leaves the model as it was.
+      delay(cid, round_num, seed) -> how many rounds late this client's update is (it trained on
+        the model of that many rounds ago);
+      max_batches(cid, round_num, seed) -> how many batches the client finishes (a deadline);
+      tamper(updates, weights, round_num) -> the updates the server receives (attackers);
+      weigh(update) -> its weight in the aggregate (default: its number of examples);
+      aggregate(deltas, weights) -> the mean delta the server applies (default: weighted_mean).
+    Updates with no examples or no weight do not count; a round where none counts leaves the
+    model as it was.
     """
-    import tensorflow_federated as tff
 
-    weights = [np.asarray(w, np.float32) for w in start_weights] if start_weights is not None else \
-        initial_weights(model_fn or (lambda: trainer.model), seed)
-    server = ServerOptimizer(server_optimizer or tff.learning.optimizers.build_sgdm(learning_rate=1.0), weights)
-    past, accuracy = [weights], [evaluator.accuracy(weights)]
-    for round_num in range(rounds):
-        sampled = ex.sample(len(clients.labels), clients_per_round, round_num, seed, eligible)
-        arrived = list(reports(sampled, round_num, seed)) if reports else sampled
-        updates = []
-        for cid in arrived:
-            late = int(delay(cid, round_num, seed)) if delay else 0
-            start = past[max(0, len(past) - 1 - late)]
-            delta, n = trainer.update(start, clients, cid, seed=[seed, round_num, cid], epochs=local_epochs, mu=mu,
-                                      max_batches=max_batches(cid, round_num, seed) if max_batches else None)
-            if n > 0:
-                updates.append(Update(cid, delta, n, late))
-        if updates:
-            weights = server.step(weights, aggregate(updates))
-        past.append(weights)
-        if record is not None:
-            record(weights)
-        if (round_num + 1) % evaluate_every == 0 or round_num + 1 == rounds:
-            accuracy.append(evaluator.accuracy(weights))
-    return ex.History(np.array(accuracy), weights)
+    def __init__(self, trainer, clients, seed=0, clients_per_round=10, local_epochs=1, mu=0.0,
+                 server_optimizer=None, eligible=None, reports=None, delay=None, max_batches=None,
+                 tamper=None, weigh=None, aggregate=weighted_mean):
+        import tensorflow_federated as tff
+
+        self.trainer, self.clients, self.seed = trainer, clients, seed
+        self.clients_per_round, self.local_epochs, self.mu = clients_per_round, local_epochs, mu
+        self.server_optimizer = server_optimizer or tff.learning.optimizers.build_sgdm(learning_rate=1.0)
+        self.pool = range(len(clients.labels)) if eligible is None else eligible
+        if clients_per_round > len(self.pool):
+            raise ValueError(f"clients_per_round={clients_per_round} but only {len(self.pool)} clients "
+                             f"can take part")
+        self.reports, self.delay, self.max_batches = reports, delay, max_batches
+        self.tamper, self.weigh, self.aggregate = tamper, weigh, aggregate
+
+    def initialize(self, start_weights):
+        specs = [tf.TensorSpec(np.shape(w), tf.float32) for w in start_weights]
+        server = self.server_optimizer.initialize(specs)
+        return dict(weights=start_weights, server=server, past=[start_weights])
+
+    def train(self, cid, round_num, past):
+        """Client `cid`'s Update, trained from the global model it received."""
+        seed = self.seed
+        late = int(self.delay(cid, round_num, seed)) if self.delay else 0
+        limit = self.max_batches(cid, round_num, seed) if self.max_batches else None
+        start = past[max(0, len(past) - 1 - late)]
+        delta, n = self.trainer.update(start, self.clients, cid, seed=[seed, round_num, cid],
+                                       epochs=self.local_epochs, mu=self.mu, max_batches=limit)
+        return Update(cid, delta, n, late)
+
+    def next(self, state, round_num):
+        weights, past = state["weights"], state["past"]
+        sampled = sample_clients(self.pool, self.clients_per_round, round_num, self.seed)
+        arrived = list(self.reports(sampled, round_num, self.seed)) if self.reports else sampled
+        updates = [self.train(cid, round_num, past) for cid in arrived]
+        updates = [u for u in updates if u.num_examples > 0]
+        if self.tamper is not None:
+            updates = list(self.tamper(updates, weights, round_num))
+        counts = np.array([self.weigh(u) if self.weigh else u.num_examples for u in updates])
+        server = state["server"]
+        if (counts > 0).any():
+            kept = [u.delta for u, count in zip(updates, counts) if count > 0]
+            mean_delta = self.aggregate(np.array(kept), counts[counts > 0])
+            # The pseudo-gradient is the negated mean delta (notebook 04).
+            gradient = [tf.constant(-d) for d in unflatten(mean_delta, weights)]
+            server, new = self.server_optimizer.next(
+                server, [tf.constant(w) for w in weights], gradient)
+            weights = [np.asarray(w) for w in new]
+        return dict(weights=weights, server=server, past=past + [weights])
+
+    def weights(self, state):
+        return state["weights"]
 
 
 class Runner:
-    """Many seeded runs, trained side by side: `threads` threads, each with its own trainer and its own
-    copy of every evaluator (TensorFlow runs ops outside Python's lock, so two runs use two cores).
-    Each run gives the same result as `run` alone: its start model is drawn from its seed before any
-    thread starts, and nothing else is shared."""
+    """Many seeded FedAvgStep runs, trained side by side: `threads` threads, each with its own
+    trainer and its own copy of every evaluator (TensorFlow runs ops outside Python's lock, so two
+    runs use two cores). Each run gives the same result as alone: its start model is drawn from
+    its seed before any thread starts, and nothing else is shared."""
+
+    LOOP = ("rounds", "evaluator", "start_weights", "evaluate_every", "record")
 
     def __init__(self, model_fn, learning_rate=0.1, threads=2):
         self.model_fn, self.threads = model_fn, threads
@@ -197,19 +211,21 @@ class Runner:
 
     def _evaluator(self, evaluator, slot):
         key = (id(evaluator), slot)
-        if key not in self._evaluators:
-            self._evaluators[key] = (evaluator, evaluator.copy())  # keeps the original alive: ids stay unique
+        if key not in self._evaluators:  # keeps the original alive: ids stay unique
+            self._evaluators[key] = (evaluator, evaluator.copy())
         return self._evaluators[key][1]
 
     def run_all(self, jobs):
-        """jobs: dicts of `run`'s arguments (clients, rounds, evaluator, seed, ...). Returns their Histories, in order."""
+        """jobs: dicts of `training.run`'s settings (rounds, evaluator, optional start_weights,
+        evaluate_every, record) and FedAvgStep's (clients, seed, ...). Returns their Histories,
+        in order."""
         import concurrent.futures
         import queue
 
         jobs = [dict(job) for job in jobs]
         for job in jobs:  # in this thread: seeding is global, and Keras models are best made here
             if "start_weights" not in job:
-                job["start_weights"] = initial_weights(self.model_fn, job.get("seed", 0))
+                job["start_weights"] = training.seeded_weights(self.model_fn, job.get("seed", 0))
             for slot in range(self.threads):
                 self._evaluator(job["evaluator"], slot)
         slots = queue.Queue()
@@ -219,8 +235,10 @@ class Runner:
         def one(job):
             slot = slots.get()
             try:
-                evaluator = self._evaluator(job.pop("evaluator"), slot)
-                return run(self.trainers[slot], job.pop("clients"), job.pop("rounds"), evaluator, **job)
+                loop = {key: job.pop(key) for key in self.LOOP if key in job}
+                loop["evaluator"] = self._evaluator(loop["evaluator"], slot)
+                step = FedAvgStep(self.trainers[slot], **job)
+                return training.run(step, **loop)
             finally:
                 slots.put(slot)
         with concurrent.futures.ThreadPoolExecutor(self.threads) as pool:

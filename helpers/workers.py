@@ -1,5 +1,6 @@
-"""Run the course's TFF computations on executor workers: TFF's own `worker_binary` gRPC service,
-on this machine or others, instead of the local runtime (notebook 09 teaches it).
+"""TFF's worker processes (`worker_binary`): the one TFF starts for its local runtime, which
+outlives Python unless stopped by pid (done here at exit, and for kernels that died, at the next
+import of `helpers`), and executor workers on this machine or others (notebook 09 teaches them).
 
     with workers.local_workers(2) as addresses:   # started here, always stopped by pid
         workers.use_workers(addresses)            # TFF's default context now runs on them
@@ -10,13 +11,119 @@ on this machine or others, instead of the local runtime (notebook 09 teaches it)
 and the benchmark) point TFF at workers that are already running. The worker speaks plain gRPC
 without TLS: between machines, use a private network or a tunnel.
 """
+import atexit
 import contextlib
 import os
 import signal
 import subprocess
 from pathlib import Path
 
-from helpers import runtime
+# --- TFF's worker_binary ---------------------------------------------------------------
+# TFF runs computations in a separate C++ process (`worker_binary`) that it starts lazily as a
+# child of this Python process and never stops: it outlives the interpreter (and holds any pipe
+# the interpreter's stdout was). We stop the ones *this* process started, by pid, at exit.
+
+
+def _is_worker(proc):
+    import psutil
+
+    try:
+        cmd = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return bool(cmd) and os.path.basename(cmd[0]) == "worker_binary"
+
+
+def worker_pids(parent_pid=None, recursive=False):
+    """Pids of TFF `worker_binary` processes started by `parent_pid` (default: this process)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(parent_pid or os.getpid())
+        children = parent.children(recursive=recursive)
+    except psutil.NoSuchProcess:
+        return []
+    return sorted(p.pid for p in children if _is_worker(p))
+
+
+def stop_processes(pids, timeout=5.0):
+    """Stop processes by pid: SIGINT (TFF's own way), then SIGKILL after `timeout` s."""
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            proc.send_signal(signal.SIGINT)
+            procs.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)
+    return [p.pid for p in procs]
+
+
+def stop_own_workers():
+    """Stop the `worker_binary` processes this Python process started; returns their pids."""
+    return stop_processes(worker_pids())
+
+
+atexit.register(stop_own_workers)
+
+# A kernel killed outright (the out-of-memory killer, SIGKILL) never runs `atexit`, and its worker
+# lives on. Every process this one starts inherits OWNER_VARIABLE, so a course worker names the
+# kernel that started it; a worker started by hand (README: workers on other machines) does not.
+OWNER_VARIABLE = "COURSE_OWNER_PID"
+os.environ[OWNER_VARIABLE] = str(os.getpid())
+
+
+def orphaned_workers():
+    """Pids of course `worker_binary` processes whose owner (the kernel or script that started
+    them) is gone: its pid no longer exists, or now belongs to a process started after the worker."""
+    import psutil
+
+    orphans = []
+    for proc in psutil.process_iter():
+        if not _is_worker(proc):
+            continue
+        try:
+            owner = int(proc.environ().get(OWNER_VARIABLE, 0))
+            born = proc.create_time()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+            continue
+        if not owner or owner == os.getpid():
+            continue
+        try:
+            parent = psutil.Process(owner)
+            if parent.create_time() <= born and parent.status() != psutil.STATUS_ZOMBIE:
+                continue  # its owner is alive (a zombie is dead, only not yet collected)
+        except psutil.NoSuchProcess:
+            pass
+        orphans.append(proc.pid)
+    return sorted(orphans)
+
+
+def stop_orphaned_workers():
+    """Stop, by pid, the course workers left by kernels that died; say what it freed."""
+    import psutil
+
+    pids, freed = orphaned_workers(), 0
+    for pid in pids:
+        try:
+            freed += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    stop_processes(pids, timeout=0.5)  # orphans owe nobody a clean exit
+    if pids:
+        print(f"Stopped {len(pids)} TFF worker(s) left running by a course kernel that died "
+              f"(pids {pids}), freeing {freed / 2**20:,.0f} MB.")
+    return pids
+
 
 ENV_VAR = "COURSE_WORKERS"
 _GRPC_OPTIONS = [  # as TFF's local runtime: models and datasets travel in single messages
@@ -252,9 +359,7 @@ def _stop_tff_local_workers():
     has served calls ignores SIGINT for a while, and the kernel would hang there. Killed first, the
     worker is already gone, and TFF's wait returns at once (it also collects the exit status).
     """
-    from helpers import runtime
-
-    for pid in runtime.worker_pids():
+    for pid in worker_pids():
         if pid not in _OWN_WORKERS:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -272,23 +377,19 @@ def restart_local_runtime():
     """
     import gc
 
-    from helpers import runtime
-
-    previous = runtime.worker_pids()
+    previous = worker_pids()
     use_local_runtime()
     gc.collect()  # TFF's handle on the old worker asks it to stop when collected
-    runtime.stop_processes(previous, timeout=0.2)  # a worker that has served calls ignores SIGINT for a while
+    stop_processes(previous, timeout=0.2)  # a worker that has served calls ignores SIGINT for a while
 
 
 def stop_worker(address):
     """Stop the worker that `local_workers` started at `address`, by pid, as if it had crashed."""
-    from helpers import runtime
-
     pids = [pid for pid, own in _OWN_WORKERS.items() if own == address]
     if not pids:
         raise ValueError(f"No worker started by local_workers listens at {address}; "
                          f"the running ones are {sorted(_OWN_WORKERS.values())}.")
-    runtime.stop_processes(pids, timeout=0.2)  # a crash does not wait
+    stop_processes(pids, timeout=0.2)  # a crash does not wait
 
 
 def use_workers_from_env(timeout=10.0):
@@ -310,16 +411,17 @@ def local_workers(count, startup_timeout=30.0, log_dir=None):
             addresses = []
             for _ in range(count):
                 port = portpicker.pick_unused_port()
-                log = logs.enter_context(open(os.path.join(log_dir, f"worker-{port}.log"), "w")) if log_dir else subprocess.DEVNULL
-                procs.append(subprocess.Popen([str(worker_binary()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
-                                              stdout=log, stderr=subprocess.STDOUT))
+                log = (logs.enter_context(open(os.path.join(log_dir, f"worker-{port}.log"), "w")) if log_dir
+                       else subprocess.DEVNULL)
+                command = [str(worker_binary()), f"--port={port}", "--max_concurrent_computation_calls=-1"]
+                procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
                 addresses.append(f"127.0.0.1:{port}")
                 _OWN_WORKERS[procs[-1].pid] = addresses[-1]
             for address in addresses:
                 connect(address, startup_timeout).close()
             yield addresses
         finally:
-            runtime.stop_processes([p.pid for p in procs])
+            stop_processes([p.pid for p in procs])
             for p in procs:
                 p.wait(timeout=10)
                 _OWN_WORKERS.pop(p.pid, None)

@@ -2,11 +2,14 @@
 
     make badges BINDER_REPO=owner/name      # the Makefile's BINDER_REPO is the one place to change
 
-Each link opens JupyterLab on Binder at that notebook's exercise copy: .../v2/gh/<owner/name>/HEAD?urlpath=lab/tree/exercises/<file>.
+Each link opens JupyterLab on Binder at that notebook's exercise copy:
+.../v2/gh/<owner/name>/HEAD?urlpath=lab/tree/exercises/<file>.
 """
 import re
 import sys
 from pathlib import Path
+
+import nbwriter
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)")
@@ -24,14 +27,12 @@ def rewrite(text, repo, notebook):
 def main(repo):
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
         sys.exit(f"BINDER_REPO must look like owner/name, got {repo!r}")
-    import nbformat
-
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
+    for path in nbwriter.NOTEBOOKS:
+        nb = nbwriter.read(path)
         new = rewrite(nb.cells[0].source, repo, path.name)
         if new != nb.cells[0].source:
             nb.cells[0].source = new
-            nbformat.write(nb, path)
+            nbwriter.write(nb, path)
     readme = ROOT / "README.md"
     readme.write_text(rewrite(readme.read_text(), repo, "00_environment_and_vocabulary.ipynb"))
     print(f"Binder links point at {repo}")

@@ -2,7 +2,8 @@
 
     make bench            # full mode; `make bench ARGS=--quick` for quick mode, `--skip-notebooks`
                           # or `--skip-throughput` to run one half, `--only 05_` for one notebook,
-                          # `--cpus 1` pinned to one core (scripts/course_times.py reads all three)
+                          # `--cpus 1` pinned to one core (scripts/course_times.py reads all three),
+                          # `--dataset-options` to measure the client dataset options too (as 09 does)
 
 Writes build/bench.json (build/bench-quick.json with --quick, build/bench-1cpu.json with --cpus 1)
 and build/round_cost.png, and prints a table; the executed notebooks, with
@@ -19,6 +20,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import nbwriter
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -99,41 +102,37 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     import tensorflow as tf
     import tensorflow_federated as tff
 
-    from helpers import data
-    from helpers.fedavg import build_fedavg_process
+    from helpers import data, fedavg, workers
     from helpers.model import create_model
-
-    from helpers import workers
 
     runtime.set_seed()
     workers.use_workers_from_env()  # COURSE_WORKERS: measure on executor workers instead
     train = data.load_federated_digits().train
+    one_example = train.preprocess(lambda dataset: dataset.take(1))  # rounds that cost only overhead
     ids = list(train.client_ids)
-    base = {cid: train.create_tf_dataset_for_client(cid) for cid in ids}
-    sizes = {cid: sum(1 for _ in base[cid]) for cid in ids}
-    element_spec = data.preprocess(base[ids[0]]).element_spec
-    process = build_fedavg_process(create_model, element_spec,
-                                   tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
+    sizes = {cid: sum(1 for _ in train.create_tf_dataset_for_client(cid)) for cid in ids}
+    element_spec = data.preprocess(train.create_tf_dataset_for_client(ids[0])).element_spec
+    process = fedavg.build_fedavg_process(create_model, element_spec,
+                                          tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
+    for client_data in (train, one_example):  # every writer's base dataset built before the clock runs
+        fedavg.client_datasets(client_data, ids, 0, 1, batch_size)
 
     build_seconds = []  # Python-side: building one round's client datasets, per client
-    compiled_preprocess = tf.function(data.preprocess)  # as notebook 05: traced once, a tensor seed per round
 
-    def fedavg_rounds(cpr, n_rounds, state, examples_per_client=None, first_round=0):
-        """Run rounds; return (state, [(seconds, examples)]), dataset building included, as notebook 05 does.
-
-        `examples_per_client=1` gives every client a one-example dataset: what is left is overhead.
+    def fedavg_rounds(cpr, n_rounds, state, tiny=False, first_round=0):
+        """Run rounds; return (state, [(seconds, examples)]), dataset building included, as notebook 05 does
+        (with its saved `client_datasets`). `tiny`: every client holds one example; what is left is overhead.
         """
         out = []
         for r in range(first_round, first_round + n_rounds):
+            # not fedavg.sample_clients: a generator per (clients per round, round), as the figures so far
             chosen = np.random.default_rng([7, cpr, r]).choice(ids, size=cpr, replace=False)
             start = time.perf_counter()
-            sources = [base[c].take(examples_per_client) if examples_per_client else base[c] for c in chosen]
-            seed = tf.constant(r, tf.int64)
-            datasets = [compiled_preprocess(source, batch_size, 1 if examples_per_client else local_epochs, seed=seed)
-                        for source in sources]
+            datasets = fedavg.client_datasets(one_example if tiny else train, chosen, r,
+                                              1 if tiny else local_epochs, batch_size)
             build_seconds.append((time.perf_counter() - start) / cpr)
             state, _ = process.next(state, datasets, 0.05)
-            examples = examples_per_client * cpr if examples_per_client else local_epochs * sum(sizes[c] for c in chosen)
+            examples = cpr if tiny else local_epochs * sum(sizes[c] for c in chosen)
             out.append((time.perf_counter() - start, examples))
         return state, out
 
@@ -142,7 +141,8 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     inputs = data.to_model_input(x)
     fit_model = create_model()
     fit_model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(len(y), seed=0).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = (tf.data.Dataset.from_tensor_slices((inputs, y)).shuffle(len(y), seed=0)
+               .batch(batch_size).prefetch(tf.data.AUTOTUNE))
     loop_model = create_model()
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
 
@@ -190,7 +190,7 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
     # A line through (clients, seconds) splits it into a fixed part per round and a part per client.
     tiny = []
     for cpr in (1, 5, 10):
-        _, rounds = fedavg_rounds(cpr, 5, state, examples_per_client=1)
+        _, rounds = fedavg_rounds(cpr, 5, state, tiny=True)
         tiny.append((cpr, statistics.median(s for s, _ in rounds[1:])))
     per_client_s, per_round_s = np.polyfit([c for c, _ in tiny], [s for _, s in tiny], 1)
     steady_seconds = sum(s for s, _ in steady)
@@ -199,7 +199,8 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
         "per_round_s": round(float(per_round_s), 3), "per_client_s": round(float(per_client_s), 3),
         "python_dataset_build_s_per_client": round(statistics.median(build_seconds), 3),
         "share_of_steady_round": round(overhead_seconds / steady_seconds, 2),
-        "training_examples_per_s_without_overhead": round(sum(n for _, n in steady) / (steady_seconds - overhead_seconds)),
+        "training_examples_per_s_without_overhead":
+            round(sum(n for _, n in steady) / (steady_seconds - overhead_seconds)),
         "one_example_rounds_s": {str(c): round(s, 3) for c, s in tiny},
     }
 
@@ -208,14 +209,17 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
         "federated_examples_per_s": round(fed), "centralized_examples_per_s": round(fit),
         "compiled_loop_examples_per_s": round(loop),
         # medians of the per-repetition ratios (each from runs made back to back)
-        "ratio": round(statistics.median(ratios), 2), "ratio_to_compiled": round(statistics.median(ratios_to_compiled), 2),
+        "ratio": round(statistics.median(ratios), 2),
+        "ratio_to_compiled": round(statistics.median(ratios_to_compiled), 2),
         "first_round_s": round(first[0][0], 2), "first_fit_epoch_s": round(first_fit, 2),
         "first_loop_epoch_s": round(first_loop, 2),
         "spread": {"federated": _median_min_max(fed_rates), "centralized": _median_min_max(fit_rates),
                    "compiled_loop": _median_min_max(loop_rates),
-                   "ratio": {"median": round(statistics.median(ratios), 2), "min": round(min(ratios), 2), "max": round(max(ratios), 2)},
+                   "ratio": {"median": round(statistics.median(ratios), 2), "min": round(min(ratios), 2),
+                             "max": round(max(ratios), 2)},
                    "ratio_to_compiled": {"median": round(statistics.median(ratios_to_compiled), 2),
-                                         "min": round(min(ratios_to_compiled), 2), "max": round(max(ratios_to_compiled), 2)}},
+                                         "min": round(min(ratios_to_compiled), 2),
+                                         "max": round(max(ratios_to_compiled), 2)}},
         "repeats": repeats, "clients_per_round": clients_per_round, "local_epochs": local_epochs,
         "batch_size": batch_size, "round_cost": cost, "overhead": overhead,
     }
@@ -230,7 +234,7 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     import tensorflow as tf
     import tensorflow_federated as tff
 
-    from helpers import data, experiments
+    from helpers import data, training
     from helpers.fedavg import build_fedavg_process
     from helpers.model import create_model
 
@@ -243,11 +247,14 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     tf_defaults.experimental_optimization.apply_default_optimizations = True
     tf_defaults.autotune.enabled = True
     element_spec = data.preprocess(base[ids[0]]).element_spec
-    course = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
+    course = build_fedavg_process(create_model, element_spec,
+                                  tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
     # The built-in with the course's loop and with TFF's default one (the loop lever, notebook 03).
-    builtins = {name: experiments.tff_fedavg(create_model, element_spec, 0.05, reduce_loop=reduce_loop,
-                                             server_optimizer=tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
-                for name, reduce_loop in (("build_weighted_fed_avg", False), ("build_weighted_fed_avg, reduce loop", True))}
+    builtins = {name: training.builtin_fedavg(create_model, element_spec, 0.05, reduce_loop=reduce_loop,
+                                             server_optimizer=tff.learning.optimizers.build_sgdm(learning_rate=1.0,
+                                                                                                 momentum=0.9))
+                for name, reduce_loop in (("build_weighted_fed_avg", False),
+                                          ("build_weighted_fed_avg, reduce loop", True))}
     steps = {"course FedAvg": lambda state, ds: course.next(state, ds, 0.05)[0],
              **{name: (lambda state, ds, p=p: p.next(state, ds).state) for name, p in builtins.items()}}
     states = {"course FedAvg": course.initialize(), **{name: p.initialize() for name, p in builtins.items()}}
@@ -278,7 +285,8 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
             tiny = []
             for cpr in tiny_clients:
                 chosen = [list(np.random.default_rng([i, cpr, r]).choice(ids, cpr, replace=False)) for r in range(3)]
-                tiny.append(statistics.median(round_seconds(name, on, c, 1, r, examples=1) for r, c in enumerate(chosen)))
+                tiny.append(statistics.median(round_seconds(name, on, c, 1, r, examples=1)
+                                              for r, c in enumerate(chosen)))
             per_client, per_round = np.polyfit(tiny_clients, tiny, 1)
             rows[key]["per_client_s"].append(float(per_client))
             rows[key]["per_round_s"].append(float(per_round))
@@ -299,7 +307,8 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
                     "examples_per_s": _median_min_max(v["examples_per_s"]),
                     "ratio_to_fit": round(statistics.median(ratios[key]), 2)} for key, v in rows.items()}
     return {"variants": result, "fit_examples_per_s": _median_min_max(fit_rates), "repeats": repeats,
-            "clients_per_round": clients_per_round, "local_epochs": local_epochs, "one_example_rounds": list(tiny_clients)}
+            "clients_per_round": clients_per_round, "local_epochs": local_epochs,
+            "one_example_rounds": list(tiny_clients)}
 
 
 def plot_round_cost(cost, path):
@@ -310,8 +319,10 @@ def plot_round_cost(cost, path):
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot([c["clients_per_round"] for c in cost], [c["median_round_s"] for c in cost], marker="o")
-    ax.set_xlabel("clients per round"); ax.set_ylabel("seconds per round (median)")
-    ax.set_title("cost of a FedAvg round (3 local epochs)"); ax.grid(alpha=0.3)
+    ax.set_xlabel("clients per round")
+    ax.set_ylabel("seconds per round (median)")
+    ax.set_title("cost of a FedAvg round (3 local epochs)")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -321,6 +332,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="run the notebooks in quick mode")
     parser.add_argument("--skip-notebooks", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--dataset-options", action="store_true",
+                        help="also measure the client dataset options on and off (notebook 09 shows the same)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="run only the notebooks whose name contains this, e.g. 05_")
     parser.add_argument("--cpus", type=int, default=0,
@@ -329,7 +342,8 @@ def main():
     args = parser.parse_args()
     if args.cpus:
         if not 1 <= args.cpus <= len(os.sched_getaffinity(0)):
-            parser.error(f"--cpus must be between 1 and {len(os.sched_getaffinity(0))}, the cores this machine lets us use")
+            parser.error(f"--cpus must be between 1 and {len(os.sched_getaffinity(0))}, "
+                         "the cores this machine lets us use")
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.cpus]))  # kernels inherit it
 
     BUILD.mkdir(exist_ok=True)
@@ -337,7 +351,7 @@ def main():
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}}
     if not args.skip_notebooks:
         result["notebooks"] = []
-        paths = [p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if args.only in p.name]
+        paths = [p for p in nbwriter.NOTEBOOKS if args.only in p.name]
         if not paths:
             parser.error(f"no notebook name contains {args.only!r}")
         for path in paths:
@@ -347,7 +361,8 @@ def main():
                   f"{'ok' if row['ok'] else 'FAILED ' + row.get('error', '')}", flush=True)
         total = sum(r["seconds"] for r in result["notebooks"])
         peak = max(r["peak_rss_mb"] for r in result["notebooks"])
-        print(f"{'all notebooks run' if not args.only else 'notebooks run':45s} {'':5s} {total:7.1f} s {peak:6d} MB (max)")
+        print(f"{'all notebooks run' if not args.only else 'notebooks run':45s} {'':5s} "
+              f"{total:7.1f} s {peak:6d} MB (max)")
         over = [r["name"] for r in result["notebooks"] if r["peak_rss_mb"] > BINDER_MEMORY_MB]
         result["binder_memory_limit_mb"] = BINDER_MEMORY_MB
         print(f"Binder's {BINDER_MEMORY_MB} MB limit: " + (f"EXCEEDED by {', '.join(over)}" if over else
@@ -362,21 +377,26 @@ def main():
             s = t["spread"][key]
             print(f"  {name:30s} {s['median']:8.0f}  ({s['min']:.0f}-{s['max']:.0f})")
         r, rc = t["spread"]["ratio"], t["spread"]["ratio_to_compiled"]
-        print(f"  ratio federated/fit {t['ratio']} ({r['min']}-{r['max']}), federated/compiled {t['ratio_to_compiled']} "
+        print(f"  ratio federated/fit {t['ratio']} ({r['min']}-{r['max']}), "
+              f"federated/compiled {t['ratio_to_compiled']} "
               f"({rc['min']}-{rc['max']}), medians of per-repetition ratios; first round "
               f"{t['first_round_s']} s, first fit epoch {t['first_fit_epoch_s']} s")
-        print("  round cost:", ", ".join(f"{c['clients_per_round']} clients {c['median_round_s']} s" for c in t["round_cost"]))
+        print("  round cost:", ", ".join(f"{c['clients_per_round']} clients {c['median_round_s']} s"
+                                         for c in t["round_cost"]))
         o = t["overhead"]
         print(f"  overhead: {o['per_round_s']} s per round + {o['per_client_s']} s per client (one-example rounds; "
               f"{o['python_dataset_build_s_per_client']} s of it building a client's dataset in Python) = "
-              f"{o['share_of_steady_round']:.0%} of a steady round; without it {o['training_examples_per_s_without_overhead']} examples/s")
-    if not args.skip_throughput:
+              f"{o['share_of_steady_round']:.0%} of a steady round; "
+              f"without it {o['training_examples_per_s_without_overhead']} examples/s")
+    if args.dataset_options:
         o = measure_dataset_options(args.repeats)
         result["dataset_options"] = o
-        print(f"\nclient dataset options on/off, interleaved, median of {o['repeats']} (fit {o['fit_examples_per_s']['median']:.0f} examples/s):")
+        print(f"\nclient dataset options on/off, interleaved, median of {o['repeats']} "
+              f"(fit {o['fit_examples_per_s']['median']:.0f} examples/s):")
         for key, v in o["variants"].items():
+            rate = v["examples_per_s"]
             print(f"  {key:52s} {v['per_client_s']:.4f} s per client + {v['per_round_s']:.4f} s per round; "
-                  f"{v['examples_per_s']['median']:8.0f} examples/s ({v['examples_per_s']['min']:.0f}-{v['examples_per_s']['max']:.0f}), "
+                  f"{rate['median']:8.0f} examples/s ({rate['min']:.0f}-{rate['max']:.0f}), "
                   f"{v['ratio_to_fit']} of fit")
     # one file per kind of run, so a quick or one-core run never replaces the full-mode figures
     path = BUILD / ("bench" + ("-quick" if args.quick else "") + (f"-{args.cpus}cpu" if args.cpus else "") + ".json")

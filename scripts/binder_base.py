@@ -26,7 +26,8 @@ NOT_ON_THE_INDEX = {"python", "python_abi", "cached-property", "typing-extension
 EXPLAINED = {
     "jax": "TFF 0.87.0 pins jax/jaxlib 0.4.14, which have no wheel for Linux x86_64; the course runs on 0.4.13",
     "jaxlib": "TFF 0.87.0 pins jax/jaxlib 0.4.14, which have no wheel for Linux x86_64; the course runs on 0.4.13",
-    "typing-extensions": "TFF 0.87.0 pins 4.5.*; JupyterHub's pydantic needs >= 4.14.1; TFF runs with 4.15.0 (the course's tests)",
+    "typing-extensions": "TFF 0.87.0 pins 4.5.*; JupyterHub's pydantic needs >= 4.14.1; "
+                         "TFF runs with 4.15.0 (the course's tests)",
 }
 
 
@@ -39,7 +40,8 @@ def plan(dockerfile, version):
     install = text.find('pip install --no-cache-dir -r "binder/requirements.txt"')
     post_build = text.find("./binder/postBuild")
     assert 0 <= install < post_build, "repo2docker must install binder/requirements.txt, then run binder/postBuild"
-    print(f"repo2docker --no-build: Python {version} from its conda lock, then binder/requirements.txt, then binder/postBuild")
+    print(f"repo2docker --no-build: Python {version} from its conda lock, then binder/requirements.txt, "
+          f"then binder/postBuild")
 
 
 def requirements(lock):
@@ -149,7 +151,8 @@ def serve():
     prefix = "/user/learner/"
     env = {**os.environ, "JUPYTERHUB_API_TOKEN": "binder-check", "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub_port}/hub/api",
            "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_PREFIX": prefix, "JUPYTERHUB_USER": "learner",
-           "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-learner", "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+           "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-learner",
+           "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}", "JUPYTERHUB_HOST": ""}
     log = ROOT / "build" / "binder-singleuser.log"
     singleuser = subprocess.Popen([str(bin_dir / "jupyterhub-singleuser"), f"--ServerApp.root_dir={ROOT}"]
@@ -169,7 +172,8 @@ def serve():
         hub.shutdown()
     assert status == 403 and lab_status == 302 and location.startswith("/hub/api/oauth2/authorize"), \
         (status, lab_status, location, Path(log).read_text()[-2000:])
-    print(f"jupyterhub-singleuser {jupyterhub.__version__} serves: the API refuses a request without a login ({status}), "
+    print(f"jupyterhub-singleuser {jupyterhub.__version__} serves: the API refuses a request without a login "
+          f"({status}), "
           f"JupyterLab's page sends the browser to the hub to log in ({lab_status})")
 
 

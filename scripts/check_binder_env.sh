@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build Binder's environment in the order repo2docker (what mybinder.org runs) builds it, and check it:
 #   1. repo2docker's own plan for this repository (`repo2docker --no-build`, no Docker needed):
-#      Python 3.11 from binder/runtime.txt, then binder/requirements.txt, then binder/postBuild;
-#   2. its Python 3.11 base environment: the Python packages of its conda lock
-#      (environment.py-3.11-linux-64.lock: JupyterLab, Notebook, JupyterHub's single-user server,
+#      the Python of binder/runtime.txt (tests check it is pyproject.toml's), then binder/requirements.txt,
+#      then binder/postBuild;
+#   2. its base environment for that Python: the Python packages of its conda lock
+#      (environment.py-3.11-linux-64.lock for 3.11: JupyterLab, Notebook, JupyterHub's single-user server,
 #      IPython 9, pydantic...), at those versions, from the package index;
 #   3. `pip install -r binder/requirements.txt` on top, then `binder/postBuild`;
 #   4. `pip check` (only the conflicts the README explains may remain), JupyterLab serves the course,

@@ -1,43 +1,33 @@
-"""The course's times, kept the same in the README, INSTRUCTORS.md and every notebook's header.
+"""The course's times, kept in one file, docs/course.json, and printed from it everywhere else.
 
-Teaching and exercise minutes are estimated from the notebooks at a stated pace (PACE below, and
-INSTRUCTORS.md says it): teaching from the words and code lines a learner reads outside the exercises,
-exercises from each task's words and its reference answer's lines; computing times come from `make bench` in full mode on 2 cores (build/bench.json) and on 1 core
-(`make bench ARGS="--skip-throughput --cpus 1"`: build/bench-1cpu.json), quick mode from a quick run
-saved as build/bench-quick.json.
+docs/course.json holds each notebook's name, summary and prerequisites (edited by hand), its teaching
+and exercise minutes (estimated from the notebook at PACE below) and its computing seconds and peak
+memory (measured by `make bench`). The README's and INSTRUCTORS.md's tables are `[[[cog]]]` blocks
+that call the functions below; each notebook's header carries its "**Time:**" line.
 
-    python scripts/course_times.py           # check that the three places agree (tests run this)
-    python scripts/course_times.py --write   # write the benchmark's figures into all three
-    python scripts/course_times.py --sync    # after editing minutes in INSTRUCTORS.md: copy them to the others
-    python scripts/course_times.py --estimate  # minutes from the notebooks at PACE into all three
+    python scripts/course_times.py             # check that everything agrees (tests run this)
+    python scripts/course_times.py --estimate  # minutes from the notebooks; regenerate tables and headers
+    python scripts/course_times.py --write     # the same, with `make bench`'s figures: build/bench.json
+                                               # (full mode, 2 cores), bench-1cpu.json (`--cpus 1`),
+                                               # bench-quick.json (`--quick`)
 """
 import argparse
+import io
 import json
 import re
 import sys
 from pathlib import Path
 
+import nbwriter
+
 ROOT = Path(__file__).resolve().parent.parent
-README, INSTRUCTORS = ROOT / "README.md", ROOT / "INSTRUCTORS.md"
+DATA = ROOT / "docs" / "course.json"
+TABLES = [ROOT / "README.md", ROOT / "INSTRUCTORS.md"]  # their [[[cog]]] blocks call the functions below
 PEAKS = ROOT / "helpers" / "peak_memory.json"  # each notebook's peak MB, read by runtime.ensure_memory_fits
-
-# | 00 · environment and vocabulary | 20 min | 25 min | 11 s | 12 s | 10 s | prerequisites |
-INSTRUCTORS_ROW = re.compile(r"^\| (\d\d) · ([^|]+?) \| (\d+) min \| (\d+) min \| (\d+) s \| (\d+) s \| (\d+) s \| ([^|]+?) \|$", re.M)
-# **Time:** teaching 20 min · exercises 25 min · computing in full mode 11 s on 2 cores, 12 s on 1 core
-NOTEBOOK_TIME = re.compile(r"\*\*Time:\*\* teaching (\d+) min · exercises (\d+) min · computing in full mode "
-                           r"(\d+) s on 2 cores, (\d+) s on 1 core")
-NOTEBOOK_PARAGRAPH = re.compile(r"\*\*Time:\*\*.*?(?=\n\n|\Z)", re.S)
+HEADER = re.compile(r"\*\*Time:\*\*.*?(?=\n\n|\Z)", re.S)  # the header's paragraph that header_line() writes
 # INSTRUCTORS.md's assessment table: | 00 | 1 · title | code | 2 | easy | 10 | what it assesses |
-ASSESSMENT_ROW = re.compile(r"^(\| (\d\d) \| (\d+|Q) · [^|]+\| (?:code|written) \| \d+ \| [^|]+ \| )(\d+)( \|.*)$", re.M)
-# INSTRUCTORS.md's sample schedules: | 1 | 00, 01, 02 | 325 min | assignment |
-SCHEDULE_ROW = re.compile(r"^\| (\d) \| ((?:\d\d, )*\d\d) \| (\d+) min \|", re.M)
-# the README's course table: last column "20 + 25 min · 11 s / 12 s"
-README_COURSE_ROW = re.compile(r"^(\| \[(\d\d) · .*\| )(\d+) \+ (\d+) min · (\d+) s / (\d+) s \|$", re.M)
-# the README's speed table: | 00 environment and vocabulary | 11 s | 12 s | 10 s | 741 |
-README_SPEED_ROW = re.compile(r"^\| (\d\d) ([^|·]+?) \| (\d+) s \| (\d+) s \| (\d+) s \| ([\d,]+)( [^|]*)? \|$", re.M)
-README_SPEED_TOTAL = re.compile(r"^\| whole course \| (\d+) s \| (\d+) s \| (\d+) s \| ([\d,]+) max \|$", re.M)
-INSTRUCTORS_TOTAL = re.compile(r"^\| whole course \| (\d+) min \| (\d+) min \| (\d+) s \| (\d+) s \| (\d+) s \| \|$", re.M)
-
+ASSESSMENT_ROW = re.compile(r"^(\| (\d\d) \| (\d+|Q) · [^|]+\| (?:code|written) \| \d+ \| [^|]+ \| )(\d+)( \|.*)$",
+                            re.M)
 
 # The pace the minutes assume: an assumption about a class, not a measurement of learners (pilot it).
 PACE = dict(
@@ -85,185 +75,187 @@ def exercise_minutes(path):
     return {key: int(_up_to_5(value)) for key, value in minutes.items()}
 
 
-def estimate(path, each=None):
-    """(teaching minutes, exercise minutes) of a notebook at PACE (`each`: its exercise_minutes,
-    when already computed)."""
+def teaching_minutes(path):
+    """A notebook's teaching minutes at PACE: its prose and code outside the exercises."""
     teaching = 0.0
     for cell in json.loads(path.read_text())["cells"][1:]:  # the header is read with the course table
         text = "".join(cell["source"])
         if not cell.get("metadata", {}).get("nbgrader"):
             teaching += (_words(text) / PACE["prose_words_per_minute"] if cell["cell_type"] == "markdown"
                          else len(_code_lines(text)) / PACE["code_lines_per_minute"])
-    return int(_up_to_5(teaching)), sum((each or exercise_minutes(path)).values())
+    return int(_up_to_5(teaching))
 
 
 def notebooks():
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return {p.name[:2]: p for p in nbwriter.NOTEBOOKS}
 
 
-def instructors_table(text=None):
-    """{number: dict(teaching, exercises, full, one_core, quick, prerequisites)} from INSTRUCTORS.md."""
-    text = INSTRUCTORS.read_text() if text is None else text
-    return {m[1]: dict(title=m[2], teaching=int(m[3]), exercises=int(m[4]), full=int(m[5]), one_core=int(m[6]),
-                       quick=int(m[7]), prerequisites=m[8]) for m in INSTRUCTORS_ROW.finditer(text)}
+def load():
+    return json.loads(DATA.read_text())["notebooks"]
 
 
-def first_cell(path):
-    return "".join(json.loads(path.read_text())["cells"][0]["source"])
+def _exercises(row):
+    return sum(row["exercise_min"].values())
+
+
+def _total(table, key):
+    return sum(_exercises(row) if key == "exercises" else row[key] for row in table.values())
+
+
+# --- What the [[[cog]]] blocks of README.md and INSTRUCTORS.md print ---------------------------------------
+
+
+def _table(header, align, rows):
+    cells = ["|" + "|".join(f" {cell} " if str(cell) else " " for cell in row) + "|" for row in rows]
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|", *cells]) + "\n"
+
+
+def readme_course_table():
+    return _table(["notebook", "what you do", "time: teaching + exercises · computing, full mode, 2 cores / 1 core"],
+                  ["---"] * 3, [[f"[{n} · {r['name']}](notebooks/{notebooks()[n].name})", r["summary"],
+                                 f"{r['teaching_min']} + {_exercises(r)} min · {r['full_s']} s / {r['one_core_s']} s"]
+                                for n, r in load().items()])
+
+
+def readme_speed_table():
+    table = load()
+    rows = [[f"{n} · {r['name']}", f"{r['full_s']} s", f"{r['one_core_s']} s", f"{r['quick_s']} s",
+             f"{r['peak_mb']:,}" + (f" {r['peak_note']}" if r.get("peak_note") else "")] for n, r in table.items()]
+    rows.append(["whole course", *(f"{_total(table, k)} s" for k in ("full_s", "one_core_s", "quick_s")),
+                 f"{max(r['peak_mb'] for r in table.values()):,} max"])
+    return _table(["notebook", "full, 2 cores", "full, 1 core", "quick, 2 cores", "peak MB, full (kernel + workers)"],
+                  ["---"] + ["---:"] * 4, rows)
+
+
+def instructors_table():
+    table = load()
+    rows = [[f"{n} · {r['name']}", f"{r['teaching_min']} min", f"{_exercises(r)} min", f"{r['full_s']} s",
+             f"{r['one_core_s']} s", f"{r['quick_s']} s", r["prerequisites"]] for n, r in table.items()]
+    rows.append(["whole course", f"{_total(table, 'teaching_min')} min", f"{_total(table, 'exercises')} min",
+                 *(f"{_total(table, k)} s" for k in ("full_s", "one_core_s", "quick_s")), ""])
+    return _table(["notebook", "teaching", "exercises", "full mode, 2 cores", "full mode, 1 core",
+                   "quick mode, 2 cores", "prerequisites"], ["---"] + ["---:"] * 5 + ["---"], rows)
+
+
+def schedule_table(*weeks):
+    """A schedule: each week's notebooks ("00 01 02"), their minutes, the command that releases them."""
+    table, rows = load(), []
+    for week, numbers in enumerate(map(str.split, weeks), start=1):
+        if not set(numbers) <= set(table):
+            raise ValueError(f"week {week}: no notebook {sorted(set(numbers) - set(table))} in {DATA.name}")
+        command = f'{"make exercises " if week == 1 else ""}ASSIGNMENT=week{week} NOTEBOOKS="{" ".join(numbers)}"'
+        minutes = sum(table[n]["teaching_min"] + _exercises(table[n]) for n in numbers)
+        rows.append([week, ", ".join(numbers), f"{minutes} min", f"`{command}`"])
+    return _table(["week", "notebooks", "teaching + exercises", "assignment"], ["---", "---", "---:", "---"], rows)
+
+
+def header_line(row):
+    """The "**Time:**" paragraph of a notebook's first cell."""
+    return (f"**Time:** teaching {row['teaching_min']} min · exercises {_exercises(row)} min · computing in full "
+            f"mode {row['full_s']} s on 2 cores, {row['one_core_s']} s on 1 core (`make bench`; quick mode is "
+            f"shorter). **Prerequisites:** {row['prerequisites']}.")
+
+
+# --- Checking and writing --------------------------------------------------------------------------------
+
+
+def _cog(*args):
+    """Run cog on the README and INSTRUCTORS.md; (exit status, what it printed)."""
+    from cogapp import Cog
+
+    cog, printed = Cog(), io.StringIO()
+    cog.set_output(stdout=printed, stderr=printed)
+    status = cog.main(["cog", *args, "-I", str(ROOT / "scripts"), *map(str, TABLES)])
+    return status, printed.getvalue()
 
 
 def problems():
-    """Every disagreement between INSTRUCTORS.md, the README and the notebooks' headers, in words."""
-    table, found = instructors_table(), []
-    numbers = [p.name[:2] for p in notebooks()]
-    if sorted(table) != numbers:
-        found.append(f"INSTRUCTORS.md's time table lists {sorted(table)}, the notebooks are {numbers}")
-    instructors = INSTRUCTORS.read_text()
-    for path in notebooks():
-        row, match = table.get(path.name[:2]), NOTEBOOK_TIME.search(first_cell(path))
+    """Everything that disagrees with docs/course.json or with the estimate at PACE, in words."""
+    table, paths, found = load(), notebooks(), []
+    if list(table) != list(paths):
+        found.append(f"{DATA.relative_to(ROOT)} lists notebooks {list(table)}; the notebooks are {list(paths)}")
+    assessment = ROOT / "INSTRUCTORS.md"
+    listed = {(m[2], m[3]): int(m[4]) for m in ASSESSMENT_ROW.finditer(assessment.read_text())}
+    for number, path in paths.items():
+        row = table.get(number)
         if row is None:
             continue
-        listed = {m[3]: int(m[4]) for m in ASSESSMENT_ROW.finditer(instructors) if m[2] == path.name[:2]}
-        each = exercise_minutes(path)
-        if listed != each:
-            found.append(f"INSTRUCTORS.md's assessment table gives {path.name[:2]}'s exercises {listed} minutes; "
-                         f"at the stated pace they take {each} (--estimate)")
-        minutes = estimate(path, each)
-        if (row["teaching"], row["exercises"]) != minutes:
-            found.append(f"INSTRUCTORS.md gives {path.name[:2]} {row['teaching']} + {row['exercises']} min; "
-                         f"at the stated pace it takes {minutes[0]} + {minutes[1]} (--estimate)")
-        if not match:
-            found.append(f"{path.name}: no '**Time:** teaching N min · exercises N min · computing ...' line")
-        elif tuple(map(int, match.groups())) != (row["teaching"], row["exercises"], row["full"], row["one_core"]):
-            found.append(f"{path.name} says {match.group(0)!r}; INSTRUCTORS.md says {row}")
-        if f"**Prerequisites:** {row['prerequisites']}" not in first_cell(path):
-            found.append(f"{path.name}: prerequisites differ from INSTRUCTORS.md's ({row['prerequisites']})")
-    readme = README.read_text()
-    course = {m[2]: tuple(map(int, m.groups()[2:])) for m in README_COURSE_ROW.finditer(readme)}
-    speed = {m[1]: (int(m[3]), int(m[4]), int(m[5])) for m in README_SPEED_ROW.finditer(readme)}
-    for number, row in table.items():
-        if course.get(number) != (row["teaching"], row["exercises"], row["full"], row["one_core"]):
-            found.append(f"README's course table, {number}: {course.get(number)}; INSTRUCTORS.md: {row}")
-        if speed.get(number) != (row["full"], row["one_core"], row["quick"]):
-            found.append(f"README's speed table, {number}: {speed.get(number)}; INSTRUCTORS.md: {row}")
-    peaks = {m[1]: int(m[6].replace(",", "")) for m in README_SPEED_ROW.finditer(readme)}
-    if peaks != json.loads(PEAKS.read_text()):
-        found.append(f"helpers/peak_memory.json (the memory guard's figures) differs from the README's peaks {peaks}")
-    total = README_SPEED_TOTAL.search(readme)
-    sums = tuple(sum(row[k] for row in table.values()) for k in ("full", "one_core", "quick"))
-    if not total or tuple(map(int, total.groups()[:3])) != sums:
-        found.append(f"README's 'whole course' row should read {sums[0]} s | {sums[1]} s | {sums[2]} s")
-    for week in SCHEDULE_ROW.finditer(instructors):  # the sample schedules' weeks
-        numbers = week[2].split(", ")
-        minutes = sum(table[n]["teaching"] + table[n]["exercises"] for n in numbers if n in table)
-        if minutes != int(week[3]):
-            found.append(f"INSTRUCTORS.md's schedule gives week {week[1]} ({week[2]}) {week[3]} min; "
-                         f"the times table adds up to {minutes}")
-    total = INSTRUCTORS_TOTAL.search(instructors)
-    sums = tuple(sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick"))
-    if not total or tuple(map(int, total.groups())) != sums:
-        found.append(f"INSTRUCTORS.md's 'whole course' row should read {sums}")
+        estimated = (teaching_minutes(path), exercise_minutes(path))
+        if estimated != (row["teaching_min"], row["exercise_min"]):
+            found.append(f"{path.name}: at the stated pace {estimated}; {DATA.relative_to(ROOT)} says "
+                         f"{(row['teaching_min'], row['exercise_min'])} (--estimate)")
+        header = HEADER.search("".join(nbwriter.read(path).cells[0].source))
+        if not header or header[0] != header_line(row):
+            found.append(f"{path.name}: its header's time line should read {header_line(row)!r} (--estimate)")
+        mine = {key: minutes for (n, key), minutes in listed.items() if n == number}
+        if mine != row["exercise_min"]:
+            found.append(f"INSTRUCTORS.md's assessment table gives {number}'s exercises {mine} minutes; "
+                         f"{DATA.relative_to(ROOT)}: {row['exercise_min']} (--estimate)")
+    if json.loads(PEAKS.read_text()) != {number: row["peak_mb"] for number, row in table.items()}:
+        found.append(f"{PEAKS.relative_to(ROOT)} (the memory guard's figures) differs from {DATA.relative_to(ROOT)}")
+    status, printed = _cog("--check")
+    if status:
+        found.append(f"the tables in {', '.join(p.name for p in TABLES)} are not what {DATA.relative_to(ROOT)} "
+                     f"gives (--estimate regenerates them): {printed.strip()}")
     return found
 
 
-def _bench(path):
+def _bench(name, mode):
+    path = ROOT / "build" / name
     if not path.exists():
-        sys.exit(f"{path.relative_to(ROOT)} is missing: run `make bench` first (see this script's docstring)")
-    rows = json.loads(path.read_text()).get("notebooks", [])
-    failed = [row["name"] for row in rows if not row["ok"]]
-    if failed:
-        sys.exit(f"{path.relative_to(ROOT)}: these notebooks failed in the benchmark: {failed}")
-    return {row["name"][:2]: row for row in rows}
+        sys.exit(f"build/{name} is missing: run `make bench` first (see this script's docstring)")
+    rows = {row["name"][:2]: row for row in json.loads(path.read_text()).get("notebooks", [])}
+    failed = [row["name"] for row in rows.values() if not row["ok"]]
+    if failed or any(row["mode"] != mode for row in rows.values()):
+        sys.exit(f"build/{name} should hold {mode}-mode rows of notebooks that ran; failed: {failed}")
+    return rows
 
 
-def sync():
-    """Copy INSTRUCTORS.md's table as it stands (minutes edited by hand) into its total, the README and the headers."""
-    text = INSTRUCTORS.read_text()
-    table = instructors_table(text)
-    INSTRUCTORS.write_text(INSTRUCTORS_TOTAL.sub("| whole course | {} min | {} min | {} s | {} s | {} s | |".format(*_sums(table)), text))
-    _write_readme_rows_and_headers(table)
-
-
-def write_estimates():
-    """Put the minutes estimated at PACE into INSTRUCTORS.md's table, then everywhere else."""
-    text = INSTRUCTORS.read_text()
-    each = {path.name[:2]: exercise_minutes(path) for path in notebooks()}
-    minutes = {path.name[:2]: estimate(path, each[path.name[:2]]) for path in notebooks()}
-    text = INSTRUCTORS_ROW.sub(lambda m: "| {} · {} | {} min | {} min | {} s | {} s | {} s | {} |".format(
-        m[1], m[2], *minutes[m[1]], m[5], m[6], m[7], m[8]), text)
-    text = ASSESSMENT_ROW.sub(lambda m: f"{m[1]}{each[m[2]].get(m[3], m[4])}{m[5]}", text)
-    text = SCHEDULE_ROW.sub(lambda m: "| {} | {} | {} min |".format(
-        m[1], m[2], sum(sum(minutes[n]) for n in m[2].split(", "))), text)
-    INSTRUCTORS.write_text(text)
-    sync()
-
-
-def _sums(table):
-    return [sum(row[k] for row in table.values()) for k in ("teaching", "exercises", "full", "one_core", "quick")]
-
-
-def _write_readme_rows_and_headers(table):
-    readme = README_COURSE_ROW.sub(lambda m: "{}{} + {} min · {} s / {} s |".format(
-        m[1], *(table[m[2]][k] for k in ("teaching", "exercises", "full", "one_core"))), README.read_text())
-    README.write_text(readme)
-    for path in notebooks():
-        row = table[path.name[:2]]
-        line = (f"**Time:** teaching {row['teaching']} min · exercises {row['exercises']} min · computing in full mode "
-                f"{row['full']} s on 2 cores, {row['one_core']} s on 1 core (`make bench`; quick mode is shorter). "
-                f"**Prerequisites:** {row['prerequisites']}.")
-        nb = json.loads(path.read_text())
-        first = NOTEBOOK_PARAGRAPH.sub(lambda m: line, "".join(nb["cells"][0]["source"]), count=1)
-        nb["cells"][0]["source"] = first.splitlines(True)
-        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-
-
-def write():
-    """Put the benchmark's figures into INSTRUCTORS.md, the README and every notebook's header."""
-    full, one_core = _bench(ROOT / "build" / "bench.json"), _bench(ROOT / "build" / "bench-1cpu.json")
-    quick = _bench(ROOT / "build" / "bench-quick.json")
-    for name, rows, mode in (("bench.json", full, "full"), ("bench-1cpu.json", one_core, "full"),
-                             ("bench-quick.json", quick, "quick")):
-        if any(row["mode"] != mode for row in rows.values()):
-            sys.exit(f"build/{name} should hold {mode}-mode rows")
-    text = INSTRUCTORS.read_text()
-    table = instructors_table(text)
-    for number, row in table.items():
-        row.update(full=round(full[number]["seconds"]), one_core=round(one_core[number]["seconds"]),
-                   quick=round(quick[number]["seconds"]))
-    text = INSTRUCTORS_ROW.sub(lambda m: "| {0} · {1} | {2} min | {3} min | {4} s | {5} s | {6} s | {7} |".format(
-        m[1], m[2], *(table[m[1]][k] for k in ("teaching", "exercises", "full", "one_core", "quick", "prerequisites"))), text)
-    INSTRUCTORS.write_text(text)
-    sync()  # the total, the README's course table and the notebooks' headers
-
-    readme = README.read_text()
-    readme = README_SPEED_ROW.sub(lambda m: "| {} {} | {} s | {} s | {} s | {:,}{} |".format(
-        m[1], m[2], table[m[1]]["full"], table[m[1]]["one_core"], table[m[1]]["quick"],
-        max(full[m[1]]["peak_rss_mb"], one_core[m[1]]["peak_rss_mb"]), m[7] or ""), readme)
-    PEAKS.write_text(json.dumps({n: max(r["peak_rss_mb"], one_core[n]["peak_rss_mb"]) for n, r in sorted(full.items())},
-                                indent=1) + "\n")
-    peak = max(max(r["peak_rss_mb"], one_core[n]["peak_rss_mb"]) for n, r in full.items())
-    readme = README_SPEED_TOTAL.sub("| whole course | {} s | {} s | {} s | {:,} max |".format(*_sums(table)[2:], peak), readme)
-    README.write_text(readme)
+def write(bench=False):
+    """Estimate the minutes (and, with `bench`, read the measured seconds) into docs/course.json; then
+    regenerate the tables, the notebooks' headers (only those that change) and the memory guard's figures."""
+    everything = json.loads(DATA.read_text())
+    table, paths = everything["notebooks"], notebooks()
+    if set(table) != set(paths):
+        sys.exit(f"{DATA.relative_to(ROOT)} lists notebooks {sorted(table)}; the notebooks are {sorted(paths)}: "
+                 f"add or remove its entries (name, summary, prerequisites) first")
+    measured = bench and [_bench("bench.json", "full"), _bench("bench-1cpu.json", "full"),
+                          _bench("bench-quick.json", "quick")]
+    for number, path in paths.items():
+        row = table[number]
+        row.update(teaching_min=teaching_minutes(path), exercise_min=exercise_minutes(path))
+        if measured:
+            full, one_core, quick = (rows[number] for rows in measured)
+            row.update(full_s=round(full["seconds"]), one_core_s=round(one_core["seconds"]),
+                       quick_s=round(quick["seconds"]), peak_mb=max(full["peak_rss_mb"], one_core["peak_rss_mb"]))
+    DATA.write_text(json.dumps(everything, indent=1, ensure_ascii=False) + "\n")
+    PEAKS.write_text(json.dumps({number: row["peak_mb"] for number, row in table.items()}, indent=1) + "\n")
+    status, printed = _cog("-r")
+    if status:
+        sys.exit(f"cog could not regenerate the tables:\n{printed}")
+    instructors = ROOT / "INSTRUCTORS.md"
+    instructors.write_text(ASSESSMENT_ROW.sub(
+        lambda m: f"{m[1]}{table[m[2]]['exercise_min'].get(m[3], m[4])}{m[5]}", instructors.read_text()))
+    for number, path in paths.items():
+        notebook = nbwriter.read(path)
+        first = HEADER.sub(lambda m: header_line(table[number]), notebook.cells[0].source, count=1)
+        if first != notebook.cells[0].source:
+            notebook.cells[0].source = first
+            nbwriter.write(notebook, path)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="write the benchmark's figures into all three places")
-    parser.add_argument("--sync", action="store_true", help="copy INSTRUCTORS.md's minutes into the README and headers (no benchmark)")
-    parser.add_argument("--estimate", action="store_true", help="estimate the minutes from the notebooks at PACE")
+    parser.add_argument("--estimate", action="store_true", help="minutes from the notebooks; regenerate everything")
+    parser.add_argument("--write", action="store_true", help="--estimate, and the figures of `make bench`")
     args = parser.parse_args()
-    if args.estimate:
-        write_estimates()
-    if args.write:
-        write()
-    elif args.sync:
-        sync()
+    if args.estimate or args.write:
+        write(bench=args.write)
     found = problems()
     for problem in found:
         print("✗", problem)
-    print("README, INSTRUCTORS.md and the notebooks agree on the course's times" if not found else
-          f"{len(found)} disagreement(s): run `python scripts/course_times.py --estimate` (minutes) or "
-          f"`--write` (after `make bench`)")
+    print(f"{DATA.relative_to(ROOT)}, the README, INSTRUCTORS.md and the notebooks agree on the course's times"
+          if not found else f"{len(found)} disagreement(s): run `python scripts/course_times.py --estimate`")
     return 1 if found else 0
 
 

@@ -35,13 +35,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbwriter
+
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOKS = ROOT / "notebooks"  # the masters in it: nbwriter.NOTEBOOKS, see notebooks()
 COURSE_DIR = ROOT / "build" / "nbgrader"
 COURSE_ID = ASSIGNMENT = "fedcourse"  # the course, and its default assignment: every notebook
 
-CONFIG = '''\
-# Written by scripts/nbgrader_course.py: the course folder of the course's nbgrader assignment.
+CONFIG = r'''# Written by scripts/nbgrader_course.py: the course folder of the course's nbgrader assignment.
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = {root!r}
@@ -52,16 +53,16 @@ c.Execute.timeout = 1200
 # student copy. Self-checks stay locked: they hold the grader's code.
 c.LockCells.lock_readonly_cells = False
 # nbgrader zip_collect: an LMS download of files named <student>_<notebook>.ipynb, e.g.
-# ada_05_iterative_process.ipynb (student "ada"; nbgrader matches the whole path). Adapt the pattern to your LMS's file names
-# (INSTRUCTORS.md, *Release, collect, grade*, gives patterns for Moodle's and Canvas's downloads:
-# check them against yours). A renamed notebook is still collected, and
+# ada_05_iterative_process.ipynb (student "ada"; nbgrader matches the whole path). Adapt the pattern
+# to your LMS's file names (INSTRUCTORS.md, *Release, collect, grade*, gives patterns for Moodle's and
+# Canvas's downloads: check them against yours). A renamed notebook is still collected, and
 # `make grade` names it: it is not graded until it carries the released name.
 c.FileNameCollectorPlugin.named_regexp = r"^.*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>[^/]+\.ipynb)$"
 '''
 
 
 def notebooks():
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return list(nbwriter.NOTEBOOKS)
 
 
 def environment(course_dir):
@@ -104,13 +105,13 @@ def lock_teaching_cells(path):
     """Every cell that is not part of an exercise becomes nbgrader's read-only cell: the student copy
     lets the learner edit and re-run it (CONFIG turns off nbgrader's lock), and autograding restores it
     from the source, so an edit cannot change what is graded."""
-    notebook = json.loads(path.read_text())
+    notebook = nbwriter.read(path)
     for i, cell in enumerate(notebook["cells"]):
         if i > 0 and "nbgrader" not in cell.get("metadata", {}):  # the first cell: relabelled per copy
             cell.setdefault("metadata", {})["nbgrader"] = {
                 "grade": False, "solution": False, "locked": True, "schema_version": 3,
                 "grade_id": f"nb{path.name[:2]}_cell_{i}"}
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    nbwriter.write(notebook, path)
 
 
 def prepare(course_dir=COURSE_DIR, assignment=ASSIGNMENT, numbers=None):
@@ -131,20 +132,20 @@ SOLVED = "*The solved edition:"  # how each master's first cell starts its note 
 def label_exercise_copy(path):
     """In a student copy, the master's note "the solved edition: ... open the exercise copy" becomes
     "your exercise copy: ... the solved edition is notebooks/NN"."""
-    notebook = json.loads(path.read_text())
-    first = "".join(notebook["cells"][0]["source"])
+    notebook = nbwriter.read(path)
+    first = notebook["cells"][0]["source"]
     lines = first.split("\n")
     for i, line in enumerate(lines):
         if line.startswith(SOLVED):
             lines[i] = (f"*Your exercise copy: write the exercises here; each self-check cell says whether your answer "
                         f"is right. The solved edition is [notebooks/{path.name}](../notebooks/{path.name}).*")
-    notebook["cells"][0]["source"] = "\n".join(lines).splitlines(keepends=True)
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    notebook["cells"][0]["source"] = "\n".join(lines)
+    nbwriter.write(notebook, path)
 
 
 def missing(out=ROOT / "exercises"):
     """The masters that have no exercise copy in `out` yet."""
-    return [p.name for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if not (Path(out) / p.name).exists()]
+    return [p.name for p in notebooks() if not (Path(out) / p.name).exists()]
 
 
 def release(out=ROOT / "exercises", force=False, course_dir=COURSE_DIR, assignment=ASSIGNMENT, numbers=None):
@@ -216,7 +217,8 @@ def print_scores(course_dir=COURSE_DIR, assignment=ASSIGNMENT):
     waiting = {student: names for student, names in manual.items() if names}
     if waiting:
         print(f"\nWritten answers to grade by hand ({sum(map(len, waiting.values()))} notebooks): "
-              + "; ".join(f"{student}: {', '.join(n[:2] for n in names)}" for student, names in sorted(waiting.items())))
+              + "; ".join(f"{student}: {', '.join(n[:2] for n in names)}"
+                          for student, names in sorted(waiting.items())))
         print("Grade them in formgrader: `make instructor`, then `make lab`, menu Nbgrader > Formgrader > Manual "
               f"Grading > {assignment} (rubrics in INSTRUCTORS.md). Then `make scores ASSIGNMENT={assignment}` prints "
               "this table with their points, without grading again.")
@@ -273,7 +275,8 @@ def grade(course_dir=COURSE_DIR, assignment=ASSIGNMENT):
         nbgrader(course_dir, "autograde", assignment, "--force",
                  *([f"--CourseDirectory.student_id_exclude={','.join(nothing)}"] if nothing else []))
     for student in nothing:
-        print(f"⚠ {student}: no notebook of {assignment} was submitted under its released name: nothing graded (0 points).")
+        print(f"⚠ {student}: no notebook of {assignment} was submitted under its released name: "
+              "nothing graded (0 points).")
     return print_scores(course_dir, assignment)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) the course's virtual environment in .venv. Idempotent: a second run that finds
 # the same requirements already installed returns in well under a second.
-#   PYTHON=/path/to/python3.11 bash scripts/setup_env.sh   to choose the interpreter.
+#   PYTHON=/path/to/python3.X bash scripts/setup_env.sh   to choose the interpreter (one that pyproject.toml allows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -30,26 +30,38 @@ check_platform
 
 py_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
 
-# TFF 0.87.0 (the newest release) declares Requires-Python >=3.9,<3.12; the course's pinned
-# requirements.txt is resolved for 3.11 (IPython 8.22 alone needs 3.10+), so we ask for 3.11.
-supported() { [ "$1" = "3.11" ]; }
+# The course's Python is stated once, in pyproject.toml: requires-python = ">=3.A,<3.B". Read with bash
+# alone (no sed or Python yet: choosing a Python is what this part does).
+python_spec='^requires-python[[:space:]]*=[[:space:]]*"[[:space:]]*>=[[:space:]]*3\.([0-9]+)[[:space:]]*,[[:space:]]*<[[:space:]]*3\.([0-9]+)[[:space:]]*"'
+low="" end=""
+while IFS= read -r line || [ -n "$line" ]; do
+  if [[ $line =~ $python_spec ]]; then low=${BASH_REMATCH[1]}; end=${BASH_REMATCH[2]}; break; fi
+done < pyproject.toml
+[ -n "$low" ] && [ "$low" -lt "$end" ] \
+  || die "pyproject.toml must state the course's Python as requires-python = \">=3.A,<3.B\" (B > A); scripts/setup_env.sh and helpers/runtime.py read it there."
+newest="3.$((end - 1))"
+if [ "$low" -eq "$((end - 1))" ]; then wanted="3.$low"; else wanted="3.$low-$newest"; fi
+supported() { [[ "$1" =~ ^3\.([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge "$low" ] && [ "${BASH_REMATCH[1]}" -lt "$end" ]; }
+candidates=()
+for ((minor = end - 1; minor >= low; minor--)); do candidates+=("python3.$minor"); done
 
-how_to_install="Install Python 3.11 (for example \`pyenv install 3.11\`, \`sudo apt install python3.11 python3.11-venv\`, \`brew install python@3.11\` or \`conda create -n tff python=3.11\`), then run this again, or point PYTHON at it: \`make setup PYTHON=/path/to/python3.11\`."
+how_to_install="Install Python $newest (for example \`pyenv install $newest\`, \`sudo apt install python$newest python$newest-venv\`, \`brew install python@$newest\` or \`conda create -n tff python=$newest\`), then run this again, or point PYTHON at it: \`make setup PYTHON=/path/to/python$newest\`."
+why="TensorFlow Federated (0.87.0, its newest release) does not install on Python 3.12 or newer, and the course's pinned packages are resolved for $wanted (pyproject.toml's requires-python)."
 
 if [ -n "${PYTHON:-}" ]; then
   command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON is not an executable on this machine. $how_to_install"
   version=$(py_version "$PYTHON") || die "PYTHON=$PYTHON does not run. $how_to_install"
-  supported "$version" || die "PYTHON=$PYTHON is Python $version, but the course needs Python 3.11: TensorFlow Federated (0.87.0, its newest release) does not install on Python 3.12 or newer, and the course's pinned packages are resolved for 3.11. $how_to_install"
+  supported "$version" || die "PYTHON=$PYTHON is Python $version, but the course needs Python $wanted: $why $how_to_install"
 else
   PYTHON=""
-  for candidate in python3.11 python3; do
+  for candidate in "${candidates[@]}" python3; do
     command -v "$candidate" >/dev/null 2>&1 || continue
     version=$(py_version "$candidate") || continue
     if supported "$version"; then PYTHON=$candidate; break; fi
   done
   if [ -z "$PYTHON" ]; then
     found=$(py_version python3 || true)
-    die "No Python 3.11 found${found:+ (python3 is Python $found)}. The course needs Python 3.11: TensorFlow Federated (0.87.0, its newest release) does not install on Python 3.12 or newer. $how_to_install"
+    die "No Python $wanted found${found:+ (python3 is Python $found)}. The course needs Python $wanted: $why $how_to_install"
   fi
 fi
 
@@ -70,7 +82,7 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 echo "Installing the course's pinned packages into $VENV (a few minutes the first time)..."
 "${pip[@]}" install -q -r requirements.txt
 # TFF's own jax/jaxlib==0.4.14 pins have no wheel on the package index: install it without them
-# (requirements.txt pins the 0.4.13 pair, which works). See requirements.txt.
+# (requirements.txt pins the 0.4.13 pair, which works). See requirements.in.
 "${pip[@]}" install -q --no-deps -r requirements-tff.txt
 "${pip[@]}" install -q --no-deps --no-build-isolation -e .
 

@@ -42,33 +42,26 @@ GRID = {  # name: what changes from notebook 05's setting
 
 
 def run(setting, train_data, train_ids, validation, quick, seed=None, checkpoints=10):
-    import numpy as np
-    import tensorflow as tf
     import tensorflow_federated as tff
-    from helpers.fedavg import build_fedavg_process
+    from helpers import fedavg
     from helpers.model import create_model
 
     rounds = 3 if quick else setting["rounds"]
     element_spec = data.preprocess(train_data.create_tf_dataset_for_client(train_ids[0])).element_spec
-    process = build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(
+    process = fedavg.build_fedavg_process(create_model, element_spec, tff.learning.optimizers.build_sgdm(
         learning_rate=setting["server_lr"], momentum=setting["server_momentum"]))
-    compiled_preprocess = tf.function(data.preprocess)
-    base = {cid: train_data.create_tf_dataset_for_client(cid) for cid in train_ids}
     model = create_model()
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    start_lr, end_lr = setting["client_lr"]
 
     seed = runtime.DEFAULT_SEED if seed is None else seed
     runtime.set_seed(seed)  # the initial model
     state, curve = process.initialize(), {}
     every = max(rounds // checkpoints, 1)
-    for round_num in range(rounds):
-        rng = np.random.default_rng([seed, round_num])  # the round's writers
-        sampled = rng.choice(train_ids, setting["clients_per_round"], replace=False)
-        shuffle_seed = tf.constant(round_num, tf.int64)  # a tensor: a new round is not a new trace
-        datasets = [compiled_preprocess(base[c], 20, setting["local_epochs"], seed=shuffle_seed) for c in sampled]
-        lr = end_lr + 0.5 * (start_lr - end_lr) * (1 + np.cos(np.pi * round_num / max(rounds - 1, 1)))
-        state, _ = process.next(state, datasets, float(lr))
+    for round_num in range(rounds):  # notebook 05's loop, with its saved functions
+        sampled = fedavg.sample_clients(train_ids, setting["clients_per_round"], round_num, seed)
+        datasets = fedavg.client_datasets(train_data, sampled, round_num, setting["local_epochs"], 20)
+        lr = fedavg.client_learning_rate(round_num, rounds, *setting["client_lr"])
+        state, _ = process.next(state, datasets, lr)
         if (round_num + 1) % every == 0 or round_num == rounds - 1:
             model.set_weights(list(state["weights"]))
             curve[round_num + 1] = float(model.evaluate(*validation, verbose=0, batch_size=500)[1])

@@ -2,7 +2,10 @@
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import binder_base
+from course import NOTEBOOKS, ROOT
+
+from helpers import runtime
 
 
 def pins(path):
@@ -25,8 +28,12 @@ def test_binder_requirements_pin_the_same_versions():
         assert name in top, name
 
 
-def test_binder_uses_python_311_and_installs_tff_without_deps():
-    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+def test_binder_uses_the_courses_python_and_installs_tff_without_deps():
+    # repo2docker reads only binder/runtime.txt, which cannot refer to pyproject.toml: checked against it here.
+    low, high = runtime.SUPPORTED_PYTHON
+    runtime_txt = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    assert runtime_txt == f"python-{high[0]}.{high[1]}", \
+        f"binder/runtime.txt says {runtime_txt!r}; pyproject.toml's requires-python allows {low}..{high}"
     post_build = (ROOT / "binder" / "postBuild").read_text()
     assert "--no-deps -r requirements-tff.txt" in post_build
     assert pins(ROOT / "requirements-tff.txt") == {"tensorflow-federated": "0.87.0"}
@@ -35,14 +42,12 @@ def test_binder_uses_python_311_and_installs_tff_without_deps():
 
 def test_every_binder_link_opens_its_notebook_in_jupyterlab_from_one_repository():
     import json
-    import sys
 
-    sys.path.insert(0, str(ROOT / "scripts"))
     from badges import binder_url
 
     repo = re.search(r"^BINDER_REPO \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
     links = []
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for path in NOTEBOOKS:
         first = "".join(json.loads(path.read_text())["cells"][0]["source"])
         assert f"({binder_url(repo, path.name)})" in first, path.name
         links += re.findall(r"mybinder\.org/v2/gh/[^)\s]+", first)
@@ -79,22 +84,14 @@ def test_the_course_server_culls_idle_kernels(tmp_path):
                     f"{str(ROOT / 'jupyter' / 'install.py')!r}}})"], check=True)
     config = json.loads(target.read_text())
     assert config["ServerApp"] == {"shutdown_no_activity_timeout": 7}, "other settings are kept"
-    assert config["MappingKernelManager"]["cull_idle_timeout"] == 1800 and not config["MappingKernelManager"]["cull_busy"]
+    kernels = config["MappingKernelManager"]
+    assert kernels["cull_idle_timeout"] == 1800 and not kernels["cull_busy"]
     assert (tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json").exists()
     code = ("from jupyter_server.serverapp import ServerApp; app = ServerApp(); "
             "app.initialize(argv=['--no-browser', '--allow-root', '--ServerApp.port=0']); "
             "km = app.kernel_manager; print('CULL', km.cull_idle_timeout, km.cull_connected, km.cull_busy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120).stdout
     assert "CULL 1800 True False" in out, out
-
-
-def _binder_base():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("binder_base", ROOT / "scripts" / "binder_base.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_base_environment_takes_the_python_packages_of_repo2dockers_lock(tmp_path, capsys):
@@ -104,7 +101,7 @@ def test_the_base_environment_takes_the_python_packages_of_repo2dockers_lock(tmp
         "noarch/jupyterlab-4.4.9-pyhd8ed1ab_0.conda", "noarch/jupyterhub-base-5.4.0-pyh31011fe_0.conda",
         "noarch/jupyterhub-singleuser-5.4.0-pyh31011fe_0.conda", "linux-64/pydantic-core-2.41.4-py311h902ca64_0.conda",
         "noarch/typing_extensions-4.15.0-pyhcf101f3_0.conda", "noarch/typing-extensions-4.15.0-h396c80c_0.conda")))
-    _binder_base().requirements(lock)
+    binder_base.requirements(lock)
     assert capsys.readouterr().out.split() == ["jupyterlab==4.4.9", "jupyterhub==5.4.0", "pydantic-core==2.41.4",
                                                "typing_extensions==4.15.0"]
 
@@ -112,12 +109,13 @@ def test_the_base_environment_takes_the_python_packages_of_repo2dockers_lock(tmp
 def test_pip_check_allows_only_tffs_own_pins(tmp_path):
     import pytest
 
-    binder_base = _binder_base()
     explained = ("tensorflow-federated 0.87.0 has requirement jax==0.4.14, but you have jax 0.4.13.\n"
-                 "tensorflow-federated 0.87.0 has requirement typing-extensions==4.5.*,>=4.5.0, but you have typing-extensions 4.15.0.\n")
+                 "tensorflow-federated 0.87.0 has requirement typing-extensions==4.5.*,>=4.5.0, "
+                 "but you have typing-extensions 4.15.0.\n")
     (tmp_path / "ok.txt").write_text(explained)
     binder_base.pip_check(tmp_path / "ok.txt")
-    (tmp_path / "bad.txt").write_text(explained + "pydantic 2.12.2 has requirement typing-extensions>=4.14.1, but you have typing-extensions 4.5.0.\n")
+    unexplained = "pydantic 2.12.2 has requirement typing-extensions>=4.14.1, but you have typing-extensions 4.5.0.\n"
+    (tmp_path / "bad.txt").write_text(explained + unexplained)
     with pytest.raises(SystemExit, match="pydantic 2.12.2"):
         binder_base.pip_check(tmp_path / "bad.txt")
 
@@ -125,12 +123,12 @@ def test_pip_check_allows_only_tffs_own_pins(tmp_path):
 def test_the_plan_must_install_requirements_before_postbuild(tmp_path):
     import pytest
 
-    binder_base = _binder_base()
     lock = "environment-2epy-2d3-2e11-2dlinux-2d64-2elock"
     (tmp_path / "plan.log").write_text("Building conda environment for python=3.11\n")
-    (tmp_path / "plan.txt").write_text(f'COPY x/{lock} /tmp/env\nRUN pip install --no-cache-dir -r "binder/requirements.txt"\nRUN ./binder/postBuild\n')
+    install = 'RUN pip install --no-cache-dir -r "binder/requirements.txt"'
+    (tmp_path / "plan.txt").write_text(f"COPY x/{lock} /tmp/env\n{install}\nRUN ./binder/postBuild\n")
     binder_base.plan(tmp_path / "plan.txt", "3.11")
-    (tmp_path / "plan.txt").write_text(f'COPY x/{lock} /tmp/env\nRUN ./binder/postBuild\nRUN pip install --no-cache-dir -r "binder/requirements.txt"\n')
+    (tmp_path / "plan.txt").write_text(f"COPY x/{lock} /tmp/env\nRUN ./binder/postBuild\n{install}\n")
     with pytest.raises(AssertionError, match="then run binder/postBuild"):
         binder_base.plan(tmp_path / "plan.txt", "3.11")
     with pytest.raises(AssertionError, match="does not plan Python 3.12"):

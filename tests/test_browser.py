@@ -13,11 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from course import ROOT
 SHOTS = ROOT / "build" / "ci" / "browser"
 FIRST = "00_environment_and_vocabulary.ipynb"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+KERNEL_IDLE = "() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'"
 
 if not CHROMIUM:
     if os.environ.get("CI"):
@@ -31,7 +31,6 @@ def lab(tmp_path_factory):
     import portpicker
     import psutil
 
-    sys.path.insert(0, str(ROOT / "scripts"))
     import nbgrader_course
 
     nbgrader_course.release(out=None)  # the student copies, in build/nbgrader/release/fedcourse/
@@ -44,8 +43,8 @@ def lab(tmp_path_factory):
     port, token = portpicker.pick_unused_port(), "course-browser-test"
     log = open(state / "lab.log", "w")
     # The arguments of `make lab` (LAB_ARGS in the Makefile), plus a port, a token and fresh user state.
-    command = [str(Path(sys.executable).parent / "jupyter"), "lab", f"--ServerApp.root_dir={ROOT}", f"exercises/{FIRST}",
-               "--no-browser",
+    command = [str(Path(sys.executable).parent / "jupyter"), "lab", f"--ServerApp.root_dir={ROOT}",
+               f"exercises/{FIRST}", "--no-browser",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
                f"--LabApp.workspaces_dir={state}", f"--LabApp.user_settings_dir={state}"]
     if os.geteuid() == 0:
@@ -107,6 +106,7 @@ def test_make_lab_uses_the_same_arguments():
     assert "$(VENV)/bin/jupyter lab $(LAB_ARGS)" in makefile
 
 
+@pytest.mark.slow
 def test_notebook_00_runs_in_jupyterlab_through_the_menu(lab, page):
     base, token = lab
     stored = (ROOT / "notebooks" / FIRST).read_bytes()
@@ -114,8 +114,7 @@ def test_notebook_00_runs_in_jupyterlab_through_the_menu(lab, page):
     page.goto(f"{base}/lab/tree/notebooks/{FIRST}?reset&token={token}")
     page.wait_for_selector(f".lm-TabBar-tab.lm-mod-current:has-text('{FIRST}')", timeout=90_000)
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=60_000)
-    page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
-                           timeout=120_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)
     page.screenshot(path=str(SHOTS / "01-notebook-00-opened.png"))
     assert page.locator("text=official Jupyter news").count() == 0, "the news question must not appear"
     assert page.locator(".jp-Dialog").count() == 0, "no dialog before the first cell"
@@ -141,11 +140,13 @@ def test_notebook_00_runs_in_jupyterlab_through_the_menu(lab, page):
     assert "Traceback (most recent call last)" not in text, text[text.find("Traceback") - 500:][:3000]
     assert "TFF         0.87.0" in text, "the version check prints TFF's version"
     assert page.locator(".jp-OutputArea-output img").count() >= 1, "a figure is shown"
-    assert page.locator(".jp-OutputArea-output .jupyter-widgets .progress-bar").count() >= 1, "the progress bar is a widget"
+    progress_bars = page.locator(".jp-OutputArea-output .jupyter-widgets .progress-bar")
+    assert progress_bars.count() >= 1, "the progress bar is a widget"
     assert "Hello, World!" in text
     assert (ROOT / "notebooks" / FIRST).read_bytes() == stored, "the notebook on disk must stay as it was"
 
 
+@pytest.mark.slow
 def test_the_student_copy_shows_the_exercise_stub(lab, page):
     base, token = lab
     # `reset`: a fresh workspace, not the previous test's layout with notebook 00 in it.
@@ -161,6 +162,7 @@ def test_the_student_copy_shows_the_exercise_stub(lab, page):
     assert "raise NotImplementedError()" in source and "tff.federated_mean" not in source, source
 
 
+@pytest.mark.slow
 def test_the_playground_adds_a_curve_when_a_setting_changes(lab, page):
     """Notebook 06's playground in JupyterLab: run the setup cell and the playground cell, change a
     control, press Run, see one more curve; a bad setting gets a message in the panel."""
@@ -169,8 +171,7 @@ def test_the_playground_adds_a_curve_when_a_setting_changes(lab, page):
     stored = (ROOT / "notebooks" / name).read_bytes()
     page.goto(f"{base}/lab/tree/notebooks/{name}?reset&token={token}")
     page.wait_for_selector(f".lm-TabBar-tab.lm-mod-current:has-text('{name}')", timeout=90_000)
-    page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
-                           timeout=120_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     try:
         for marker in ("QUICK = runtime.setup(", "playground.Playground("):  # the playground needs only the setup cell
@@ -179,8 +180,7 @@ def test_the_playground_adds_a_curve_when_a_setting_changes(lab, page):
             cell.locator(".jp-InputArea-editor").click()
             page.keyboard.press("Control+Enter")
             page.wait_for_timeout(1000)
-            page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
-                                   timeout=300_000)
+            page.wait_for_function(KERNEL_IDLE, timeout=300_000)
         panel = notebook.locator(".jupyter-widgets", has_text="clients per round").first
         panel.get_by_text("1 run on the plot").wait_for(timeout=120_000)
         assert panel.locator("img").count() >= 1, "the plot is shown in the panel"

@@ -2,12 +2,11 @@
 and have no answer on screen anywhere else; notebook code fits a projector."""
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+from course import NOTEBOOKS, ROOT
+
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 MAX_LINE = 88  # what a projector shows at a readable size (black's default)
 
@@ -119,4 +118,5 @@ def test_no_answer_is_on_screen_elsewhere(path):
         copied = [tuple(mine[k:k + 3]) for k in range(len(mine) - 2) if tuple(mine[k:k + 3]) in triples]
         assert not copied, f"{gid}: these answer lines appear together outside the exercise: {copied[0]}"
         shared = [line for line in mine if line in seen]
-        assert len(shared) <= len(mine) / 3, f"{gid}: {len(shared)} of {len(mine)} answer lines shown elsewhere: {shared}"
+        assert len(shared) <= len(mine) / 3, (
+            f"{gid}: {len(shared)} of {len(mine)} answer lines shown elsewhere: {shared}")

@@ -1,6 +1,5 @@
 """The hand-built FedAvg of notebooks 03-05 against TFF's built-in, and the client update's contract."""
 import numpy as np
-import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 

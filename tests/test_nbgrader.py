@@ -11,16 +11,11 @@ them are autograded: that is the only way to show the teaching cells never need 
 import json
 import re
 import shutil
-import sys
 import zipfile
-from pathlib import Path
 
+import nbgrader_course
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-sys.path.insert(0, str(ROOT / "scripts"))
-import nbgrader_course  # noqa: E402
+from course import NOTEBOOKS, ROOT
 
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -115,8 +110,9 @@ def test_nbval_runs_every_master_with_its_hidden_tests():
 
     options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "notebooks" in options["testpaths"] and "--nbval-lax" in options["addopts"].split()
+    not_run = {"nbval-skip", "raises-exception"}
     skipped = [nbgrader_meta(c)["grade_id"] for path in NOTEBOOKS for c in cells(path)
-               if nbgrader_meta(c).get("grade") and {"nbval-skip", "raises-exception"} & set(c["metadata"].get("tags", []))]
+               if nbgrader_meta(c).get("grade") and not_run & set(c["metadata"].get("tags", []))]
     assert not skipped, f"graded cells nbval would skip or let fail: {skipped}"
 
 
@@ -146,7 +142,8 @@ def test_written_questions_are_graded_by_hand_with_a_rubric(path):
         assert stated and int(stated.group(1)) == meta["points"]
         assert len(source(answer).split()) > 40, "the master holds a model answer"
         section = instructors.split(f"`{meta['grade_id']}`", 1)
-        assert len(section) == 2 and "Rubric" in section[1][:2500], f"INSTRUCTORS.md: a rubric under `{meta['grade_id']}`"
+        assert len(section) == 2 and "Rubric" in section[1][:2500], \
+            f"INSTRUCTORS.md: a rubric under `{meta['grade_id']}`"
 
 
 def autograded_errors(course_dir, student):
@@ -160,6 +157,7 @@ def autograded_errors(course_dir, student):
     return errors
 
 
+@pytest.mark.slow
 def test_nbgrader_round_trip(tmp_path):
     """generate_assignment, then autograde three submissions, all with nbgrader itself (quick mode)."""
     course_dir, exercises_dir = tmp_path / "course", tmp_path / "exercises"
@@ -193,7 +191,8 @@ def test_nbgrader_round_trip(tmp_path):
         # The master says it is the solved edition; the student copy says it is the exercise copy.
         assert "*The solved edition:" in source(cells(path)[0])
         first = source(cells(released / path.name)[0])
-        assert "*Your exercise copy:" in first and "solved edition is [notebooks/" in first and "*The solved edition:" not in first
+        assert "*Your exercise copy:" in first and "solved edition is [notebooks/" in first
+        assert "*The solved edition:" not in first
 
     # `make exercises` keeps a learner's work unless FORCE=1.
     mine = exercises_dir / names[0]
@@ -233,7 +232,8 @@ def test_nbgrader_round_trip(tmp_path):
     submit("hard_coder", hard, {
         nbgrader_meta(ex1["solution"][1])["grade_id"]:  # the visible cases' answers, looked up
             "def conv_dense_params(filters, kernel_size, pool_size, num_classes, image_size=28):\n"
-            "    return {(32, 3, 2, 10): 54_410, (16, 5, 3, 10): 10_666}[(filters, kernel_size, pool_size, num_classes)]\n",
+            "    return {(32, 3, 2, 10): 54_410, (16, 5, 3, 10): 10_666}[\n"
+            "        (filters, kernel_size, pool_size, num_classes)]\n",
         nbgrader_meta(ex2["solution"][1])["grade_id"]: ex2["solution"][1]["source"]})
 
     table = nbgrader_course.grade(course_dir)
@@ -248,8 +248,10 @@ def test_nbgrader_round_trip(tmp_path):
     graded_points = {p.stem: sum(nbgrader_meta(c)["points"] for c in cells(p) if nbgrader_meta(c).get("grade"))
                      for p in NOTEBOOKS}
     assert maximum == graded_points
-    code_points = {p.stem: sum(nbgrader_meta(x["check"][1])["points"] for x in exercises(p).values()) for p in NOTEBOOKS}
-    assert all(code_points[n] + written[n] == maximum[n] for n in stems), "every graded cell is an exercise or a question"
+    code_points = {p.stem: sum(nbgrader_meta(x["check"][1])["points"] for x in exercises(p).values())
+                   for p in NOTEBOOKS}
+    assert all(code_points[n] + written[n] == maximum[n] for n in stems), \
+        "every graded cell is an exercise or a question"
     stem = master.removesuffix(".ipynb")
     assert written[stem] and code_points[stem], "the graded master has both kinds of points"
     assert table["masters"][stem] == (code_points[stem], maximum[stem]), \
@@ -267,7 +269,8 @@ def test_nbgrader_round_trip(tmp_path):
     # Exercises are independent, and the edited teaching cell was restored from the source before grading.
     points = nbgrader_meta(exercises(ROOT / "notebooks" / one)[2]["check"][1])["points"]
     assert table["one_exercise"][one.removesuffix(".ipynb")][0] == points
-    others = sorted(nbgrader_meta(x["check"][1])["grade_id"] for n, x in exercises(ROOT / "notebooks" / one).items() if n != 2)
+    others = sorted(nbgrader_meta(x["check"][1])["grade_id"]
+                    for n, x in exercises(ROOT / "notebooks" / one).items() if n != 2)
     assert sorted(g for _, g, _ in autograded_errors(course_dir, "one_exercise")) == others
 
     # Hard-coding the visible cases passes the visible check (its "correct" line is printed) and loses
@@ -276,20 +279,24 @@ def test_nbgrader_round_trip(tmp_path):
     graded = cells(course_dir / "autograded" / "hard_coder" / nbgrader_course.ASSIGNMENT / hard)
     check = next(c for c in graded if nbgrader_meta(c).get("grade_id") == nbgrader_meta(ex1["check"][1])["grade_id"])
     printed = "".join("".join(o.get("text", "")) for o in check["outputs"] if o["output_type"] == "stream")
-    assert "Exercise 1 correct" in printed and [o["ename"] for o in check["outputs"] if o["output_type"] == "error"] == ["KeyError"]
+    assert "Exercise 1 correct" in printed
+    assert [o["ename"] for o in check["outputs"] if o["output_type"] == "error"] == ["KeyError"]
 
 
 def test_grading_with_nothing_collected_says_where_to_put_submissions(tmp_path):
-    with pytest.raises(SystemExit, match=r"Nothing to grade: put each student's notebooks in .*submitted/<student>/fedcourse/"):
+    where = r"Nothing to grade: put each student's notebooks in .*submitted/<student>/fedcourse/"
+    with pytest.raises(SystemExit, match=where):
         nbgrader_course.grade(course_dir=tmp_path)
 
 
 def test_releasing_over_graded_submissions_says_what_to_do(tmp_path):
     (tmp_path / "autograded" / "ada" / "fedcourse").mkdir(parents=True)
-    with pytest.raises(SystemExit, match=r"already holds graded submissions of 'fedcourse' \(ada\).*move the folder aside"):
+    what_to_do = r"already holds graded submissions of 'fedcourse' \(ada\).*move the folder aside"
+    with pytest.raises(SystemExit, match=what_to_do):
         nbgrader_course.release(out=None, course_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_weekly_assignments_and_an_lms_download(tmp_path, capsys):
     """Two assignments (a week each) in one gradebook, released with NOTEBOOKS; an LMS download (a zip of
     <student>_<notebook>.ipynb files) collected with zip_collect; a renamed notebook is named, and scores 0."""

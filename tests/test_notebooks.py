@@ -1,14 +1,12 @@
 """Notebooks are stored clean and share one anatomy; code saved to helpers matches its notebook."""
 import ast
-import inspect
+import collections
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+from course import NOTEBOOKS, ROOT
 
 
 def cells(path):
@@ -45,30 +43,97 @@ def test_same_anatomy(path):
     assert code.count("# Self-check") >= 2
 
 
+# Taught code that later notebooks reuse is saved in helpers/ (d2l's `#@save`): its teaching cell
+# has this line right above the function (or its decorators), and the two copies stay identical.
+SAVED_MARKER = re.compile(r"^# saved in (helpers/\w+\.py)$")
+LOOKS_LIKE_MARKER = re.compile(r"^\s*#\s*saved\b", re.I | re.M)  # catches misspelt markers too
+WHOLLY_SAVED = ("helpers/model.py", "helpers/fedavg.py")  # every function in them is taught
+PARTLY_SAVED = {"helpers/data.py": {"preprocess"},
+                "helpers/populations.py": {"iid_partition", "label_mix", "label_concentration"}}
+
+
 def _function_source(source, name):
+    """`def name` with its decorators as written in `source`, or None if it has no such top-level function."""
     tree = ast.parse(source)
-    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    if node is None:
+        return None
     first = min([d.lineno for d in node.decorator_list] + [node.lineno])  # decorators included
     return "\n".join(source.splitlines()[first - 1:node.end_lineno])
 
 
-@pytest.mark.parametrize("notebook,module,name", [
-    ("01_model_and_centralized_baseline.ipynb", "helpers.model", "create_model"),
-    ("02_federated_data_and_preprocessing.ipynb", "helpers.data", "preprocess"),
-    ("03_client_update.ipynb", "helpers.fedavg", "client_update"),
-    ("04_aggregation.ipynb", "helpers.fedavg", "server_optimizer_update"),
-    ("05_iterative_process.ipynb", "helpers.fedavg", "fedavg_computations"),
-    ("05_iterative_process.ipynb", "helpers.fedavg", "build_fedavg_process"),
-])
-def test_code_saved_in_helpers_matches_its_notebook(notebook, module, name):
-    import importlib
+def saved_code(paths):
+    """([(helper file, function name, notebook)], [problems]) from the markers in the notebooks' code cells."""
+    pairs, problems = [], []
+    for path in paths:
+        for i, cell in enumerate(cells(path)):
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code" or not LOOKS_LIKE_MARKER.search(source):
+                continue
+            lines = source.splitlines()
+            defs = {min([d.lineno for d in n.decorator_list] + [n.lineno]): n.name
+                    for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
+            for number, line in enumerate(lines, start=1):
+                if not LOOKS_LIKE_MARKER.match(line):
+                    continue
+                where = f"{path.name}, cell {i}, line {number}"
+                marker, name = SAVED_MARKER.match(line), defs.get(number + 1)
+                if not marker or not name:
+                    problems.append(f"{where}: write `# saved in helpers/<module>.py` on the line right above a "
+                                    f"top-level def (or its decorators); found {line!r}")
+                    continue
+                helper = ROOT / marker[1]
+                saved = _function_source(helper.read_text(), name) if helper.exists() else None
+                if not helper.exists():
+                    problems.append(f"{where}: {marker[1]} does not exist")
+                elif saved is None:
+                    problems.append(f"{where}: {marker[1]} has no top-level function {name}: copy the cell's there")
+                elif saved != _function_source(source, name):
+                    problems.append(f"{where}: {name} differs from its copy in {marker[1]}: copy the notebook's "
+                                    f"version there (the notebook is where it is taught)")
+                pairs.append((marker[1], name, path.name))
+    return pairs, problems
 
-    code = [("".join(c["source"])) for c in cells(ROOT / "notebooks" / notebook) if c["cell_type"] == "code"]
-    taught = next(_function_source(c, name) for c in code if re.search(rf"^def {name}\(", c, re.M))
-    function = getattr(importlib.import_module(module), name)
-    function = getattr(function, "python_function", function)  # tf.function keeps the original here
-    saved = inspect.getsource(function).strip()
-    assert taught == saved
+
+def unmarked_or_repeated(pairs):
+    """Functions of the saved modules that no marker names, or that several do."""
+    expected = {(module, n.name) for module in WHOLLY_SAVED for n in ast.parse((ROOT / module).read_text()).body
+                if isinstance(n, ast.FunctionDef)}
+    expected |= {(module, name) for module, names in PARTLY_SAVED.items() for name in names}
+    marked = collections.Counter((module, name) for module, name, _ in pairs)
+    return ([f"{module}: {name} is marked in no notebook" for module, name in sorted(expected - set(marked))]
+            + [f"{module}: {name} is marked {count} times" for (module, name), count in sorted(marked.items())
+               if count > 1])
+
+
+def test_code_saved_in_helpers_matches_its_notebook():
+    """Every `# saved in helpers/...` marker names a function saved there, identical to the notebook's; every
+    function of the saved modules is marked exactly once."""
+    pairs, problems = saved_code(NOTEBOOKS)
+    assert not problems + unmarked_or_repeated(pairs), "\n".join(problems + unmarked_or_repeated(pairs))
+    assert len(pairs) >= 12  # the functions above, at least
+
+
+def test_saved_code_check_reports_what_is_wrong(tmp_path):
+    def cell(source):
+        return {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+
+    notebook = tmp_path / "99_made_up.ipynb"
+    notebook.write_text(json.dumps({"cells": [
+        cell("# saved in helpers/nowhere.py\ndef f():\n    pass\n"),
+        cell("# saved in helpers/model.py\ndef not_there():\n    pass\n"),
+        cell("# saved in helpers/model.py\ndef create_model():\n    return None\n"),
+        cell("# saved in helpers/model.py\nx = 1\n"),
+        cell("# Saved in helpers/model.py\ndef create_model():\n    pass\n"),
+        cell("# saved in helpers/model.py\n\ndef create_model():\n    pass\n"),
+    ]}))
+    pairs, problems = saved_code([notebook])
+    assert [p.split(": ", 1)[1][:30] for p in problems] == [
+        "helpers/nowhere.py does not ex", "helpers/model.py has no top-le", "create_model differs from its ",
+        "write `# saved in helpers/<mod", "write `# saved in helpers/<mod", "write `# saved in helpers/<mod"]
+    missing = unmarked_or_repeated(pairs + pairs)
+    assert "helpers/fedavg.py: client_update is marked in no notebook" in missing
+    assert "helpers/model.py: create_model is marked 2 times" in missing
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -101,12 +166,13 @@ def test_the_notebooks_form_a_chain_and_their_links_resolve():
         first = "".join(nb[0]["source"])
         text = "\n".join("".join(c["source"]) for c in nb if c["cell_type"] == "markdown")
         if i + 1 < len(NOTEBOOKS):
-            assert f"]({NOTEBOOKS[i + 1].name})" in _section(text, "## Next"), f"{path.name}: Next must link {NOTEBOOKS[i + 1].name}"
+            following = NOTEBOOKS[i + 1].name
+            assert f"]({following})" in _section(text, "## Next"), f"{path.name}: Next must link {following}"
         else:
             assert "end of the course" in _section(text, "## Next")
         assert "close its tab" in _section(text, "## Next"), f"{path.name}: Next says what happens to this kernel"
         if i > 0:
-            assert f"Previous: [" in first and f"]({NOTEBOOKS[i - 1].name})" in first, f"{path.name}: Previous"
+            assert "Previous: [" in first and f"]({NOTEBOOKS[i - 1].name})" in first, f"{path.name}: Previous"
         for link in re.findall(r"\]\(([^)\s]+)\)", text):
             if re.match(r"[a-z]+://", link) or link.startswith("#"):
                 continue
@@ -144,14 +210,23 @@ def test_carpentries_header_and_key_points(path):
 
 
 def test_the_course_times_agree():
-    """The README, INSTRUCTORS.md and every notebook's header give the same teaching, exercise and
-    computing times (scripts/course_times.py writes them from `make bench`)."""
-    import importlib.util
+    """docs/course.json holds the minutes the notebooks take at the stated pace, and the README's and
+    INSTRUCTORS.md's tables (`cog --check`), the notebooks' headers and the memory guard's figures are what
+    it gives (scripts/course_times.py --estimate regenerates them)."""
+    import course_times
 
-    spec = importlib.util.spec_from_file_location("course_times", ROOT / "scripts" / "course_times.py")
-    course_times = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(course_times)
     assert course_times.problems() == []
+
+
+def test_the_course_times_check_finds_a_figure_changed_in_one_place(monkeypatch):
+    import course_times
+
+    table = course_times.load()
+    table["05"]["full_s"] += 1
+    monkeypatch.setattr(course_times, "load", lambda: table)
+    found = course_times.problems()
+    assert any(p.startswith("05_iterative_process.ipynb: its header's time line") for p in found), found
+    assert any("README.md, INSTRUCTORS.md are not what docs/course.json gives" in p for p in found), found
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -161,10 +236,14 @@ def test_lessons_read_as_lessons(path):
     long = [i for i, c in enumerate(nb) if c["cell_type"] == "code" and not _is_exercise(c)
             and len("".join(c["source"]).splitlines()) > 33]
     assert not long, f"code cells over ~30 lines outside exercises: {long}; move plumbing to helpers or split them"
-    prompts = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and "**Predict, then run.**" in "".join(c["source"])]
-    assert sum("".join(nb[i]["source"]).count("**Predict, then run.**") for i in prompts) >= 2, "two or more predictions"
-    assert all(nb[i + 1]["cell_type"] == "code" for i in prompts), "each prediction comes right before the cell that answers it"
-    tasks = [c for c in nb if re.search(r"_ex\d+_task$", c.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))]
+    prompts = [i for i, c in enumerate(nb)
+               if c["cell_type"] == "markdown" and "**Predict, then run.**" in "".join(c["source"])]
+    predictions = sum("".join(nb[i]["source"]).count("**Predict, then run.**") for i in prompts)
+    assert predictions >= 2, "two or more predictions"
+    assert all(nb[i + 1]["cell_type"] == "code" for i in prompts), (
+        "each prediction comes right before the cell that answers it")
+    tasks = [c for c in nb
+             if re.search(r"_ex\d+_task$", c.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))]
     assert tasks and all("<details><summary>Hint" in "".join(c["source"]) for c in tasks), "a hint under every exercise"
     text = "\n".join("".join(c["source"]) for c in nb)
     assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\bchecked (on )?20\d\d", text), "dates belong in docs/DEVELOPING.md"

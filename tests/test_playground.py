@@ -1,16 +1,17 @@
 """Notebook 06's playground: a run adds a curve; bad settings get a message, not a traceback."""
 import pytest
 
-from helpers import data, experiments as ex, playground, simulation as sim
+from helpers import data, playground, populations, training, simulation
 from helpers.model import create_model
 
 
 @pytest.fixture(scope="module")
 def panel():
     train_ids, _ = data.split_validation_writers(data.load_arrays()["client_ids"])
-    writers = ex.writer_clients(train_ids)
-    test_set = ex.Evaluator(create_model, *data.pooled("test"))
-    return playground.Playground(create_model, sim.Trainer(create_model), writers, test_set, rounds=2)
+    writers = populations.writer_clients(train_ids)
+    test_set = training.Evaluator(create_model, *data.pooled("test"))
+    return playground.Playground(create_model, simulation.Trainer(create_model), writers, test_set,
+                                 rounds=2)
 
 
 @pytest.mark.parametrize("control,value,message", [

@@ -7,21 +7,41 @@ import textwrap
 import psutil
 import pytest
 
-from helpers import runtime
+from helpers import runtime, workers
 
 
-@pytest.mark.parametrize("version", [(3, 12, 0), (3, 13, 1), (3, 8, 18), (2, 7, 18)])
+# The course's Python, as pyproject.toml states it (the tests below derive theirs from it too).
+(_, LOW), (_, HIGH) = runtime.SUPPORTED_PYTHON
+
+
+def test_the_supported_python_is_read_from_pyproject():
+    text = runtime.PYPROJECT.read_text()
+    assert runtime.supported_python(text) == runtime.SUPPORTED_PYTHON
+    assert runtime.supported_python('requires-python = ">=3.9,<3.12"\n') == ((3, 9), (3, 11))
+    assert runtime.supported_python('[project]\nrequires-python = ">= 3.10 , < 3.11"') == ((3, 10), (3, 10))
+
+
+@pytest.mark.parametrize("text", ['requires-python = ">=3.11"', 'requires-python = "~=3.11"',
+                                  'requires-python = ">=3.12,<3.11"', 'name = "x"'])
+def test_a_requires_python_it_cannot_read_is_named(text):
+    with pytest.raises(ValueError, match=r'requires-python = ">=3.A,<3.B"'):
+        runtime.supported_python(text)
+
+
+@pytest.mark.parametrize("version", [(3, HIGH + 1, 0), (3, HIGH + 2, 1), (3, LOW - 1, 18), (2, 7, 18)])
 def test_unsupported_python_is_refused_with_what_to_do(version):
     with pytest.raises(runtime.UnsupportedPythonError) as err:
         runtime.check_python(version)
     message = str(err.value)
-    assert f"Python {version[0]}.{version[1]}" in message
-    assert "3.9-3.11" in message and "make setup" in message
+    wanted = f"3.{LOW}" if LOW == HIGH else f"3.{LOW}-3.{HIGH}"
+    assert f"this is Python {version[0]}.{version[1]}" in message and f"needs Python {wanted} " in message
+    assert f"pyenv install 3.{HIGH}" in message and "make setup" in message
 
 
-@pytest.mark.parametrize("version", [(3, 9, 0), (3, 10, 4), (3, 11, 7)])
-def test_supported_python_passes(version):
-    runtime.check_python(version)
+def test_supported_python_passes():
+    for minor in range(LOW, HIGH + 1):
+        runtime.check_python((3, minor, 0))
+    runtime.check_python()  # this one: the venv is built with it
 
 
 @pytest.mark.parametrize("value,expected", [("1", True), ("true", True), ("0", False), ("", False), ("no", False)])
@@ -56,20 +76,21 @@ def _run_script(code, env=None, returncode=0):
 
 def test_plain_script_using_the_course_leaves_no_worker_behind():
     text = _run_script("""
-        from helpers import runtime
+        from helpers import workers
         import tensorflow_federated as tff
         assert tff.federated_computation(lambda: 'hi')() == b'hi'
-        print("WORKER", runtime.worker_pids())
+        print("WORKER", workers.worker_pids())
     """)
-    line = next(l for l in text.splitlines() if l.startswith("WORKER"))
+    line = next(line for line in text.splitlines() if line.startswith("WORKER"))
     pids = eval(line.split(" ", 1)[1])
     assert len(pids) == 1, text  # the script really started a worker ...
-    assert not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE  # ... and it is gone
+    # ... and it is gone
+    assert not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE
 
 
 def test_stop_processes_kills_by_pid():
     proc = subprocess.Popen(["sleep", "60"])
-    assert runtime.stop_processes([proc.pid], timeout=2) == [proc.pid]
+    assert workers.stop_processes([proc.pid], timeout=2) == [proc.pid]
     assert proc.wait(timeout=5) is not None
 
 
@@ -77,36 +98,34 @@ def test_a_worker_left_by_a_killed_kernel_is_stopped_by_the_next_one(capsys):
     """SIGKILL skips `atexit`: the worker of a killed process lives on, until the next course process
     finds it (its owner is gone) and stops it by pid. Workers started by hand, or whose owner is alive,
     are left alone."""
-    from helpers import workers
-
     text = _run_script("""
         import os, signal
-        from helpers import runtime
+        from helpers import workers
         import tensorflow_federated as tff
         assert tff.federated_computation(lambda: 'hi')() == b'hi'
-        print("WORKER", runtime.worker_pids(), flush=True)
+        print("WORKER", workers.worker_pids(), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """, returncode=-signal.SIGKILL)
-    orphan = eval(next(l for l in text.splitlines() if l.startswith("WORKER")).split(" ", 1)[1])[0]
+    orphan = eval(next(line for line in text.splitlines() if line.startswith("WORKER")).split(" ", 1)[1])[0]
     assert psutil.pid_exists(orphan) and psutil.Process(orphan).status() != psutil.STATUS_ZOMBIE
-    by_hand_env = {k: v for k, v in os.environ.items() if k != runtime.OWNER_VARIABLE}
+    by_hand_env = {k: v for k, v in os.environ.items() if k != workers.OWNER_VARIABLE}
     import portpicker
 
-    by_hand = subprocess.Popen([str(workers.worker_binary()), f"--port={portpicker.pick_unused_port()}"], env=by_hand_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    by_hand = subprocess.Popen([str(workers.worker_binary()), f"--port={portpicker.pick_unused_port()}"],
+                               env=by_hand_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = subprocess.Popen([str(workers.worker_binary()), f"--port={portpicker.pick_unused_port()}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # (other orphans may exist: a kernel that nbgrader's tests ended may be seconds from stopping its own)
-        found = runtime.orphaned_workers()
+        found = workers.orphaned_workers()
         assert orphan in found and by_hand.pid not in found and ours.pid not in found, found
-        assert orphan in runtime.stop_orphaned_workers()
+        assert orphan in workers.stop_orphaned_workers()
         assert "TFF worker(s) left running by a course kernel that died" in capsys.readouterr().out
         assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
         assert by_hand.poll() is None and ours.poll() is None, "only the orphan is stopped"
-        assert orphan not in runtime.orphaned_workers()
+        assert orphan not in workers.orphaned_workers()
     finally:
-        runtime.stop_processes([by_hand.pid, ours.pid], timeout=0.5)
+        workers.stop_processes([by_hand.pid, ours.pid], timeout=0.5)
         by_hand.wait(timeout=10), ours.wait(timeout=10)
 
 

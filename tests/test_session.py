@@ -20,8 +20,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from course import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # a Jupyter server session running notebooks 05-07
 LIMIT = 2 * 2**30  # mybinder.org's memory limit per session
 
 if not sys.platform.startswith("linux"):
@@ -285,8 +286,8 @@ def test_a_kernel_killed_outright_leaves_no_worker_once_the_next_starts(server):
     import (tests/test_runtime.py shows that part with a worker that does survive its owner)."""
     killed = server.open("03_client_update.ipynb")
     error, text = killed.execute(
-        "from helpers import runtime\nimport tensorflow_federated as tff\n"
-        "tff.federated_computation(lambda: 'hi')()\nprint(runtime.worker_pids())")
+        "from helpers import workers\nimport tensorflow_federated as tff\n"
+        "tff.federated_computation(lambda: 'hi')()\nprint(workers.worker_pids())")
     assert error is None, text
     workers = eval(text.strip().splitlines()[-1])
     assert workers, text

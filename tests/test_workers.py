@@ -34,7 +34,7 @@ def test_rounds_on_workers_match_the_local_runtime(process, round_datasets, coun
     local_state, local_metrics = two_rounds(process, round_datasets, initial)
     with workers.local_workers(count, log_dir=str(tmp_path)) as addresses:
         ports = {f"--port={a.rsplit(':', 1)[1]}" for a in addresses}
-        pids = [pid for pid in runtime.worker_pids() if ports & set(psutil.Process(pid).cmdline())]
+        pids = [pid for pid in workers.worker_pids() if ports & set(psutil.Process(pid).cmdline())]
         assert len(pids) == count
         try:
             workers.use_workers(addresses)
