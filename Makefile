@@ -47,7 +47,7 @@ lint: setup  ## ruff check (rules in pyproject.toml); tests/test_lint.py makes `
 	$(VENV)/bin/ruff check $(ARGS) .
 
 # Not after setup: setup installs requirements.txt, the file this rewrites.
-requirements:  ## compile requirements.txt from requirements.in (keeps every pin; ARGS="-P name" upgrades one)
+requirements: setup  ## compile requirements.txt from requirements.in (keeps every pin; ARGS="-P name" upgrades one)
 	$(VENV)/bin/uv pip compile requirements.in -o requirements.txt --python $(VENV)/bin/python --quiet $(ARGS)
 
 bench: setup  ## time and measure every notebook (full mode) and federated vs centralised throughput

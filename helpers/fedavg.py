@@ -67,7 +67,7 @@ def server_optimizer_update(
 def fedavg_computations(model_fn, element_spec, server_optimizer,
                         local_update=client_update):
     """The TensorFlow computations a FedAvg round is made of, each typed by what it
-    receives. local_update: the client's work (notebook 06 swaps in FedProx's)."""
+    receives. local_update: the client's work (client_update or a variant)."""
     @tff.tensorflow.computation
     def server_init():
         weights = model_fn().trainable_variables

@@ -35,7 +35,7 @@ def plot_curves(curves, xlabel="epoch", ylabel="accuracy", title=None, ax=None, 
 
 
 def plot_rounds(histories, ax=None, title=None, target=None, x=None):
-    """Accuracy after each round (round 0 = before training) for {name: experiments.History}.
+    """Accuracy after each round (round 0 = before training) for {name: training.History}.
 
     `x`: {name: array} to plot against something else than the round (e.g. simulated time).
     `target=(value, label)` draws the accuracy target."""
@@ -60,7 +60,7 @@ def _accuracy_axes(ax, xlabel, ylabel, title):
 
 
 def plot_seeds(runs, ax=None, title=None, x=None, xlabel="round", ylabel="test accuracy"):
-    """{name: [experiments.History, one per seed]}: the mean over seeds as a line, the range between the
+    """{name: [training.History, one per seed]}: the mean over seeds as a line, the range between the
     lowest and the highest seed shaded. `x`: {name: array} to plot against something else than the round."""
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
     for name, histories in runs.items():

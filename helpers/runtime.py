@@ -227,9 +227,9 @@ def ensure_memory_fits(notebook=None):
 
 
 def setup(seed=DEFAULT_SEED, threads_per_op=None):
-    """One call at the top of every notebook: check Python, quiet TF, seed, clean up on exit.
-    (Importing `helpers` has already stopped workers left by killed kernels and checked that this
-    notebook fits in the session's memory limit.)
+    """One call at the top of every notebook: check Python, quiet TF, seed.
+    (Importing `helpers` has already stopped workers left by killed kernels, arranged for this
+    process's own to stop at exit, and checked that this notebook fits in the session's memory limit.)
 
     `threads_per_op=1` runs each TensorFlow op on one thread: faster for the many tiny batches of
     notebook 06, whose runs use the cores by training several clients at once. It takes effect only

@@ -121,6 +121,9 @@ def weighted_mean(deltas, weights):
     if deltas.ndim != 2 or weights.shape != (len(deltas),):
         raise ValueError(f"an aggregator takes deltas (clients, parameters) and weights (clients,); "
                          f"got {deltas.shape} and {weights.shape}")
+    if (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}: a client's "
+                         f"weight is its number of examples (or a share of it)")
     return weights @ deltas / weights.sum()
 
 
@@ -134,8 +137,8 @@ class FedAvgStep:
       reports(sampled, round_num, seed) -> the sampled clients whose updates arrive (drop-outs);
       delay(cid, round_num, seed) -> how many rounds late this client's update is (it trained on
         the model of that many rounds ago);
-      max_batches(cid, round_num, seed) -> how many batches the client finishes (a deadline);
-      tamper(updates, weights, round_num) -> the updates the server receives (attackers);
+      deadline(cid, round_num, seed) -> how many batches the client finishes in time;
+      tamper(updates, global_weights, round_num) -> the updates the server receives (attackers);
       weigh(update) -> its weight in the aggregate (default: its number of examples);
       aggregate(deltas, weights) -> the mean delta the server applies (default: weighted_mean).
     Updates with no examples or no weight do not count; a round where none counts leaves the
@@ -143,7 +146,7 @@ class FedAvgStep:
     """
 
     def __init__(self, trainer, clients, seed=0, clients_per_round=10, local_epochs=1, mu=0.0,
-                 server_optimizer=None, eligible=None, reports=None, delay=None, max_batches=None,
+                 server_optimizer=None, eligible=None, reports=None, delay=None, deadline=None,
                  tamper=None, weigh=None, aggregate=weighted_mean):
         import tensorflow_federated as tff
 
@@ -151,10 +154,10 @@ class FedAvgStep:
         self.clients_per_round, self.local_epochs, self.mu = clients_per_round, local_epochs, mu
         self.server_optimizer = server_optimizer or tff.learning.optimizers.build_sgdm(learning_rate=1.0)
         self.pool = range(len(clients.labels)) if eligible is None else eligible
-        if clients_per_round > len(self.pool):
-            raise ValueError(f"clients_per_round={clients_per_round} but only {len(self.pool)} clients "
-                             f"can take part")
-        self.reports, self.delay, self.max_batches = reports, delay, max_batches
+        if not 1 <= clients_per_round <= len(self.pool):
+            raise ValueError(f"clients_per_round={clients_per_round}: it must be between 1 and the "
+                             f"{len(self.pool)} clients that can take part")
+        self.reports, self.delay, self.deadline = reports, delay, deadline
         self.tamper, self.weigh, self.aggregate = tamper, weigh, aggregate
 
     def initialize(self, start_weights):
@@ -166,31 +169,31 @@ class FedAvgStep:
         """Client `cid`'s Update, trained from the global model it received."""
         seed = self.seed
         late = int(self.delay(cid, round_num, seed)) if self.delay else 0
-        limit = self.max_batches(cid, round_num, seed) if self.max_batches else None
+        limit = self.deadline(cid, round_num, seed) if self.deadline else None
         start = past[max(0, len(past) - 1 - late)]
         delta, n = self.trainer.update(start, self.clients, cid, seed=[seed, round_num, cid],
                                        epochs=self.local_epochs, mu=self.mu, max_batches=limit)
         return Update(cid, delta, n, late)
 
     def next(self, state, round_num):
-        weights, past = state["weights"], state["past"]
+        global_weights, past = state["weights"], state["past"]
         sampled = sample_clients(self.pool, self.clients_per_round, round_num, self.seed)
         arrived = list(self.reports(sampled, round_num, self.seed)) if self.reports else sampled
         updates = [self.train(cid, round_num, past) for cid in arrived]
         updates = [u for u in updates if u.num_examples > 0]
         if self.tamper is not None:
-            updates = list(self.tamper(updates, weights, round_num))
+            updates = list(self.tamper(updates, global_weights, round_num))
         counts = np.array([self.weigh(u) if self.weigh else u.num_examples for u in updates])
         server = state["server"]
         if (counts > 0).any():
             kept = [u.delta for u, count in zip(updates, counts) if count > 0]
             mean_delta = self.aggregate(np.array(kept), counts[counts > 0])
             # The pseudo-gradient is the negated mean delta (notebook 04).
-            gradient = [tf.constant(-d) for d in unflatten(mean_delta, weights)]
+            gradient = [tf.constant(-d) for d in unflatten(mean_delta, global_weights)]
             server, new = self.server_optimizer.next(
-                server, [tf.constant(w) for w in weights], gradient)
-            weights = [np.asarray(w) for w in new]
-        return dict(weights=weights, server=server, past=past + [weights])
+                server, [tf.constant(w) for w in global_weights], gradient)
+            global_weights = [np.asarray(w) for w in new]
+        return dict(weights=global_weights, server=server, past=past + [global_weights])
 
     def weights(self, state):
         return state["weights"]

@@ -34,6 +34,8 @@ def run(step, rounds, evaluator, start_weights, seed=None, evaluate_every=1, rec
     """
     if rounds < 0:
         raise ValueError(f"rounds must be 0 or more, got {rounds}")
+    if not (isinstance(evaluate_every, int) and evaluate_every >= 1):
+        raise ValueError(f"evaluate_every must be a whole number of rounds, 1 or more; got {evaluate_every!r}")
     if seed is not None:
         runtime.set_seed(seed)
     state = step.initialize([np.asarray(w, np.float32) for w in start_weights])
@@ -56,18 +58,23 @@ def seeded_weights(model_fn, seed):
 
 class ProcessStep:
     """A TFF process as the loop's round step. `datasets_fn(round_num)` gives the round's client
-    datasets; an empty list skips the round (nobody took part).
+    datasets; an empty list skips the round (nobody took part), unless `skip_empty=False`: a DP
+    process must run every round, empty or not, since its noise is released each round and the
+    accountant counts every round.
 
     TFF's learning processes (`tff.learning.algorithms.*`) take the datasets alone; the course's
     process (notebook 05's `build_fedavg_process`) also takes `client_learning_rate`.
     """
 
-    def __init__(self, process, datasets_fn, client_learning_rate=None):
-        self.process, self.datasets_fn = process, datasets_fn
+    def __init__(self, process, datasets_fn, client_learning_rate=None, skip_empty=True):
+        self.process, self.datasets_fn, self.skip_empty = process, datasets_fn, skip_empty
         self.learning = hasattr(process, "get_model_weights")  # a tff.learning process
         if not self.learning and client_learning_rate is None:
             raise ValueError("the course's process takes a client learning rate: "
                              "ProcessStep(process, datasets_fn, client_learning_rate=0.1)")
+        if self.learning and client_learning_rate is not None:
+            raise ValueError("a tff.learning process has its client optimizer built in: drop "
+                             "client_learning_rate (set it when building the process)")
         self.client_learning_rate = client_learning_rate
 
     def initialize(self, start_weights):
@@ -82,7 +89,7 @@ class ProcessStep:
 
     def next(self, state, round_num):
         datasets = self.datasets_fn(round_num)
-        if not datasets:
+        if not datasets and self.skip_empty:
             return state
         if self.learning:
             return self.process.next(state, datasets).state

@@ -372,12 +372,11 @@ def restart_local_runtime():
 
     TFF's local worker grows with every learning process it runs (notebook 07's sweep of six DP
     processes took one to 1.5 GB) and keeps that memory while it lives; a new one starts small.
-    It stops every worker this process started, so call it only while no executor workers of your
-    own (`local_workers`) are running.
+    Executor workers started by `local_workers` keep running.
     """
     import gc
 
-    previous = worker_pids()
+    previous = [pid for pid in worker_pids() if pid not in _OWN_WORKERS]
     use_local_runtime()
     gc.collect()  # TFF's handle on the old worker asks it to stop when collected
     stop_processes(previous, timeout=0.2)  # a worker that has served calls ignores SIGINT for a while

@@ -125,8 +125,7 @@ def measure_throughput(repeats, clients_per_round=5, local_epochs=3, batch_size=
         """
         out = []
         for r in range(first_round, first_round + n_rounds):
-            # not fedavg.sample_clients: a generator per (clients per round, round), as the figures so far
-            chosen = np.random.default_rng([7, cpr, r]).choice(ids, size=cpr, replace=False)
+            chosen = fedavg.sample_clients(ids, cpr, r, seed=7_000 + cpr)  # a draw per (clients per round, round)
             start = time.perf_counter()
             datasets = fedavg.client_datasets(one_example if tiny else train, chosen, r,
                                               1 if tiny else local_epochs, batch_size)
@@ -235,18 +234,17 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     import tensorflow_federated as tff
 
     from helpers import data, training
-    from helpers.fedavg import build_fedavg_process
+    from helpers.fedavg import build_fedavg_process, client_datasets, sample_clients
     from helpers.model import create_model
 
     train = data.load_federated_digits().train
+    one_example = train.preprocess(lambda dataset: dataset.take(1))  # rounds that cost only overhead
     ids = list(train.client_ids)
-    base = {cid: train.create_tf_dataset_for_client(cid) for cid in ids}
-    sizes = {cid: sum(1 for _ in base[cid]) for cid in ids}
-    compiled_preprocess = tf.function(data.preprocess)
+    sizes = {cid: sum(1 for _ in train.create_tf_dataset_for_client(cid)) for cid in ids}
     tf_defaults = tf.data.Options()  # what a dataset gets without the course's options
     tf_defaults.experimental_optimization.apply_default_optimizations = True
     tf_defaults.autotune.enabled = True
-    element_spec = data.preprocess(base[ids[0]]).element_spec
+    element_spec = data.preprocess(train.create_tf_dataset_for_client(ids[0])).element_spec
     course = build_fedavg_process(create_model, element_spec,
                                   tff.learning.optimizers.build_sgdm(learning_rate=1.0, momentum=0.9))
     # The built-in with the course's loop and with TFF's default one (the loop lever, notebook 03).
@@ -260,10 +258,9 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
     states = {"course FedAvg": course.initialize(), **{name: p.initialize() for name, p in builtins.items()}}
     variants = [(name, on) for name in steps for on in (True, False)]
 
-    def round_seconds(name, on, chosen, epochs, r, examples=None):
+    def round_seconds(name, on, chosen, epochs, r, tiny=False):
         start = time.perf_counter()
-        datasets = [compiled_preprocess(base[c].take(examples) if examples else base[c], batch_size, epochs,
-                                        seed=tf.constant(r, tf.int64)) for c in chosen]
+        datasets = client_datasets(one_example if tiny else train, chosen, r, epochs, batch_size)
         datasets = datasets if on else [d.with_options(tf_defaults) for d in datasets]
         states[name] = steps[name](states[name], datasets)
         return time.perf_counter() - start
@@ -284,15 +281,15 @@ def measure_dataset_options(repeats, clients_per_round=5, local_epochs=3, batch_
             key = f"{name}, options {'on' if on else 'off'}"
             tiny = []
             for cpr in tiny_clients:
-                chosen = [list(np.random.default_rng([i, cpr, r]).choice(ids, cpr, replace=False)) for r in range(3)]
-                tiny.append(statistics.median(round_seconds(name, on, c, 1, r, examples=1)
+                chosen = [sample_clients(ids, cpr, r, seed=1_000 * i + cpr) for r in range(3)]
+                tiny.append(statistics.median(round_seconds(name, on, c, 1, r, tiny=True)
                                               for r, c in enumerate(chosen)))
             per_client, per_round = np.polyfit(tiny_clients, tiny, 1)
             rows[key]["per_client_s"].append(float(per_client))
             rows[key]["per_round_s"].append(float(per_round))
             seconds = examples = 0
             for r in range(2):
-                chosen = list(np.random.default_rng([i, r, 5]).choice(ids, clients_per_round, replace=False))
+                chosen = sample_clients(ids, clients_per_round, r, seed=1_000 * i + 5)
                 seconds += round_seconds(name, on, chosen, local_epochs, r)
                 examples += local_epochs * sum(sizes[c] for c in chosen)
             rates[key] = examples / seconds

@@ -2,7 +2,8 @@
 one-space indent, sources split in lines), so that opening and saving a notebook changes nothing.
 And the one definition of which notebooks are the course's (NOTEBOOKS), for the scripts and the tests.
 
-    python scripts/nbwriter.py notebooks/*.ipynb   # rewrite notebooks in that form (contents unchanged)
+    python scripts/nbwriter.py            # rewrite the master notebooks in that form (contents unchanged)
+    python scripts/nbwriter.py a.ipynb    # or the notebooks named
 """
 import sys
 from pathlib import Path
@@ -24,7 +25,5 @@ def write(notebook, path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    for name in sys.argv[1:]:
+    for name in sys.argv[1:] or NOTEBOOKS:
         write(read(name), name)

@@ -260,3 +260,12 @@ def test_experiment_notebooks_say_what_to_try(path):
 def test_the_readme_keeps_no_run_log():
     text = (ROOT / "README.md").read_text()
     assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\bmissed\b|earlier version", text), "history goes to docs/DEVELOPING.md"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_as_jupyter_saves_it(path):
+    """In nbformat's form (`scripts/nbwriter.py` writes it), a learner's first save in JupyterLab changes nothing."""
+    import nbformat
+
+    assert nbformat.writes(nbformat.read(str(path), as_version=4)) + "\n" == path.read_text(), \
+        f"run `.venv/bin/python scripts/nbwriter.py` to store {path.name} as JupyterLab saves it"

@@ -69,3 +69,17 @@ def test_sampling_is_repeatable_and_draws_from_the_given_ids():
     assert set(sample_clients([7, 8, 9], 3, 0, seed=0)) == {7, 8, 9}
     with pytest.raises(ValueError, match="larger sample"):
         sample_clients([7, 8, 9], 4, 0, seed=0)
+
+
+def test_partitions_separate_quantity_from_label_skew():
+    labels = np.repeat(np.arange(10), 60)
+    equal = populations.label_skew_parts(labels, 12, 0.1, seed=0)
+    assert sorted(np.concatenate(equal).tolist()) == list(range(600)), "every image dealt exactly once"
+    assert {len(p) for p in equal} == {50}
+    skewed = populations.label_concentration(equal, labels)
+    balanced = populations.label_concentration(populations.label_skew_parts(labels, 12, 100, seed=0), labels)
+    assert skewed > 0.5 > 0.25 > balanced
+    sized = populations.sized_iid_parts([5, 100, 495], seed=0)
+    assert [len(p) for p in sized] == [5, 100, 495] and len(set(np.concatenate(sized))) == 600
+    with pytest.raises(ValueError, match="alpha must be positive"):
+        populations.label_skew_parts(labels, 12, 0.0)

@@ -257,3 +257,18 @@ def test_learners_do_not_see_nbgraders_instructor_panels():
     makefile = (ROOT / "Makefile").read_text()
     assert "instructor: setup" in makefile and "labextension enable" in makefile
     assert "@jupyter/nbgrader:create-assignment" in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_the_readme_and_the_dev_container_name_the_python_pyproject_states():
+    """pyproject.toml's requires-python is the one statement; where prose or an image must name a version,
+    it names that one (TFF's own range, "Python 3.9–3.11", is a fact about TFF and is not matched)."""
+    import re
+
+    from helpers import runtime
+
+    newest = "{}.{}".format(*runtime.SUPPORTED_PYTHON[1])
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"[Pp]ython ?(3\.\d+)\b(?![–-])", readme))
+    assert named == {newest}, f"README.md names Python {sorted(named)}; pyproject.toml states {newest}"
+    image = json.loads((ROOT / ".devcontainer" / "devcontainer.json").read_text())["image"]
+    assert f"-{newest}-" in image, f"the dev container's image {image} is not Python {newest}"

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from helpers import data, populations, training, simulation as sim
+from helpers import data, populations, simulation, training
 from helpers.fedavg import build_fedavg_process, client_update, sample_clients
 from helpers.model import create_model
 
@@ -20,7 +20,7 @@ def clients():
 
 @pytest.fixture(scope="module")
 def trainer():
-    return sim.Trainer(create_model, 0.1)
+    return simulation.Trainer(create_model, 0.1)
 
 
 def test_several_epochs_and_a_deadline_match_client_update(clients, trainer):
@@ -31,7 +31,7 @@ def test_several_epochs_and_a_deadline_match_client_update(clients, trainer):
         sizes = [len(batch["y"]) for batch in dataset]
         assert sizes == ([20, 20, 5] * epochs)[:max_batches or None] and n == sum(sizes)
         reference = client_update(create_model(), dataset, [tf.constant(w) for w in weights], tf.constant(0.1))
-        np.testing.assert_allclose(delta, sim.flatten([d.numpy() for d in reference.weights_delta]), atol=2e-6)
+        np.testing.assert_allclose(delta, simulation.flatten([d.numpy() for d in reference.weights_delta]), atol=2e-6)
 
 
 def test_the_proximal_term_pulls_towards_the_received_model(clients, trainer):
@@ -47,7 +47,8 @@ def test_run_agrees_with_the_course_tff_process(clients, trainer):
     evaluator = training.Evaluator(create_model, np.ones((5, 28, 28), np.float32), np.zeros(5))
     start = training.seeded_weights(create_model, 7)
     momentum = tff.learning.optimizers.build_sgdm(learning_rate=0.5, momentum=0.9)
-    step = sim.FedAvgStep(trainer, clients, seed=7, clients_per_round=2, local_epochs=2, server_optimizer=momentum)
+    step = simulation.FedAvgStep(trainer, clients, seed=7, clients_per_round=2, local_epochs=2,
+                                 server_optimizer=momentum)
     fast = training.run(step, 3, evaluator, start)
     spec = trainer.batches(clients, 0, 0).element_spec
     process = build_fedavg_process(create_model, spec, momentum)
@@ -56,7 +57,7 @@ def test_run_agrees_with_the_course_tff_process(clients, trainer):
         sampled = sample_clients(range(3), 2, round_num, 7)
         return [trainer.batches(clients, cid, [7, round_num, cid], 2) for cid in sampled]
     in_tff = training.run(training.ProcessStep(process, batches, client_learning_rate=0.1), 3, evaluator, start)
-    np.testing.assert_allclose(sim.flatten(fast.weights), sim.flatten(in_tff.weights), atol=1e-5)
+    np.testing.assert_allclose(simulation.flatten(fast.weights), simulation.flatten(in_tff.weights), atol=1e-5)
 
 
 def test_hooks_drop_delay_and_cut(clients, trainer):
@@ -67,9 +68,9 @@ def test_hooks_drop_delay_and_cut(clients, trainer):
         seen.append((update.cid, update.num_examples, update.staleness))
         return update.num_examples
     recorded = []
-    step = sim.FedAvgStep(trainer, clients, seed=1, clients_per_round=3, weigh=weigh,
+    step = simulation.FedAvgStep(trainer, clients, seed=1, clients_per_round=3, weigh=weigh,
                           reports=lambda sampled, r, seed: sampled[:2] if r else [], delay=lambda cid, r, seed: 1,
-                          max_batches=lambda cid, r, seed: 1)
+                          deadline=lambda cid, r, seed: 1)
     history = training.run(step, 4, evaluator, training.seeded_weights(create_model, 1), evaluate_every=2,
                          record=recorded.append)
     assert len(history.accuracy) == 3  # before training, after rounds 2 and 4
@@ -84,30 +85,16 @@ def test_an_unknown_client_is_named(clients, trainer):
         trainer.update([w.numpy() for w in create_model().trainable_variables], clients, 3, seed=0)
 
 
-def test_partitions_separate_quantity_from_label_skew():
-    labels = np.repeat(np.arange(10), 60)
-    equal = populations.label_skew_parts(labels, 12, 0.1, seed=0)
-    assert sorted(np.concatenate(equal).tolist()) == list(range(600)), "every image dealt exactly once"
-    assert {len(p) for p in equal} == {50}
-    skewed = populations.label_concentration(equal, labels)
-    balanced = populations.label_concentration(populations.label_skew_parts(labels, 12, 100, seed=0), labels)
-    assert skewed > 0.5 > 0.25 > balanced
-    sized = populations.sized_iid_parts([5, 100, 495], seed=0)
-    assert [len(p) for p in sized] == [5, 100, 495] and len(set(np.concatenate(sized))) == 600
-    with pytest.raises(ValueError, match="alpha must be positive"):
-        populations.label_skew_parts(labels, 12, 0.0)
-
-
 def test_runs_side_by_side_give_what_runs_alone_give(clients, trainer):
     evaluator = training.Evaluator(create_model, np.ones((5, 28, 28), np.float32), np.zeros(5))
-    runner = sim.Runner(create_model, 0.1, threads=2)
+    runner = simulation.Runner(create_model, 0.1, threads=2)
     jobs = [dict(clients=clients, rounds=2, evaluator=evaluator, clients_per_round=2, seed=seed, local_epochs=epochs)
             for epochs in (1, 2) for seed in (3, 4)]
     together = runner.run_all(jobs)
-    step = sim.FedAvgStep(trainer, clients, seed=4, clients_per_round=2, local_epochs=2)
+    step = simulation.FedAvgStep(trainer, clients, seed=4, clients_per_round=2, local_epochs=2)
     alone = training.run(step, 2, evaluator, training.seeded_weights(create_model, 4))
-    np.testing.assert_allclose(sim.flatten(together[3].weights), sim.flatten(alone.weights), atol=1e-6)
-    assert not np.allclose(sim.flatten(together[2].weights), sim.flatten(alone.weights))
+    np.testing.assert_allclose(simulation.flatten(together[3].weights), simulation.flatten(alone.weights), atol=1e-6)
+    assert not np.allclose(simulation.flatten(together[2].weights), simulation.flatten(alone.weights))
 
 
 def test_a_tff_learning_process_skips_empty_rounds_and_the_course_process_needs_a_rate(clients, trainer):
@@ -117,12 +104,44 @@ def test_a_tff_learning_process_skips_empty_rounds_and_the_course_process_needs_
     start = training.seeded_weights(create_model, 2)
     datasets = lambda r: [trainer.batches(clients, 0, r)] if r % 2 else []  # noqa: E731
     history = training.run(training.ProcessStep(process, datasets), 2, evaluator, start)
-    moved = sim.flatten(history.weights) - sim.flatten(start)
+    moved = simulation.flatten(history.weights) - simulation.flatten(start)
     assert np.abs(moved).max() > 0, "round 1 trained"
     once = training.run(training.ProcessStep(process, lambda r: [trainer.batches(clients, 0, 1)]), 1, evaluator, start)
-    np.testing.assert_allclose(sim.flatten(history.weights), sim.flatten(once.weights), atol=1e-6)
+    np.testing.assert_allclose(simulation.flatten(history.weights), simulation.flatten(once.weights), atol=1e-6)
     course = build_fedavg_process(create_model, spec, tff.learning.optimizers.build_sgdm(learning_rate=1.0))
     with pytest.raises(ValueError, match="client_learning_rate"):
         training.ProcessStep(course, datasets)
-    with pytest.raises(ValueError, match="only 3 clients"):
-        sim.FedAvgStep(trainer, clients, clients_per_round=4)
+    with pytest.raises(ValueError, match="drop client_learning_rate"):
+        training.ProcessStep(process, datasets, client_learning_rate=0.1)
+    for per_round in (0, 4):
+        with pytest.raises(ValueError, match="between 1 and the 3 clients"):
+            simulation.FedAvgStep(trainer, clients, clients_per_round=per_round)
+    with pytest.raises(ValueError, match="evaluate_every"):
+        training.run(training.ProcessStep(process, datasets), 2, evaluator, start, evaluate_every=0)
+
+
+def test_a_tamper_hook_sees_the_round_and_what_it_returns_is_aggregated(clients, trainer):
+    evaluator = training.Evaluator(create_model, np.ones((5, 28, 28), np.float32), np.zeros(5))
+    start = training.seeded_weights(create_model, 3)
+    seen = []
+
+    def silence_all(updates, global_weights, round_num):
+        seen.append((round_num, sorted(u.cid for u in updates), global_weights is not None))
+        return []
+    history = training.run(simulation.FedAvgStep(trainer, clients, seed=3, clients_per_round=2, tamper=silence_all),
+                           2, evaluator, start)
+    assert [r for r, _, _ in seen] == [0, 1] and all(len(cids) == 2 and known for _, cids, known in seen)
+    np.testing.assert_array_equal(simulation.flatten(history.weights), simulation.flatten(start))
+    double = lambda updates, global_weights, round_num: updates + updates  # noqa: E731
+    twice = training.run(simulation.FedAvgStep(trainer, clients, seed=3, clients_per_round=2, tamper=double),
+                         1, evaluator, start)
+    once = training.run(simulation.FedAvgStep(trainer, clients, seed=3, clients_per_round=2), 1, evaluator, start)
+    np.testing.assert_allclose(simulation.flatten(twice.weights), simulation.flatten(once.weights), atol=1e-6)
+
+
+def test_the_weighted_mean_refuses_weights_it_cannot_average():
+    deltas = np.ones((3, 4))
+    assert simulation.weighted_mean(deltas * [[1], [2], [3]], [1, 1, 2]).tolist() == [2.25] * 4
+    for bad in ([0, 0, 0], [1, -2, 0.5]):
+        with pytest.raises(ValueError, match="non-negative with a positive sum"):
+            simulation.weighted_mean(deltas, bad)
