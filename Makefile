@@ -11,7 +11,7 @@ ASSIGNMENT_ARG = $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 NBGRADER_INSTRUCTOR_PANELS = @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment @jupyter/nbgrader:course-list
 
 .PHONY: setup help lab instructor learner test test-fast test-full lint requirements bench exercises grade collect scores \
-	badges binder-check clean
+	badges binder-check book clean
 
 setup:  ## build or reuse the pinned environment in .venv
 	@bash scripts/setup_env.sh
@@ -67,6 +67,9 @@ scores: setup  ## print the score table from the gradebook (after manual grading
 
 badges: setup  ## point every Binder link (notebooks and README) at BINDER_REPO
 	$(VENV)/bin/python scripts/badges.py $(BINDER_REPO)
+
+book: setup  ## the course as a website in build/book/html: every notebook's exercise copy with full-mode outputs (runs reused when current), README, instructor guide, glossary; QUICK=1 for quick-mode outputs
+	$(VENV)/bin/python scripts/book.py --repo $(BINDER_REPO) $(if $(filter 1,$(QUICK)),--quick) $(ARGS)
 
 binder-check:  ## build Binder's environment from binder/ alone in build/binder-env and run notebook 00 with it
 	bash scripts/check_binder_env.sh

@@ -1,12 +1,15 @@
-"""Plumbing for notebook 07 (privacy): the secure-aggregation protocol in NumPy, privacy accounting
-with Google's `dp_accounting`, and two attack measurements (PSNR, ROC/AUC).
+"""Plumbing for notebook 07 (privacy): secure aggregation with real primitives, privacy accounting
+with Google's `dp_accounting`, and the measurements (PSNR, ROC/AUC, bounds, a one-run audit).
 
-Secure aggregation here follows the structure of Bonawitz et al. (2017): fixed-point encoding into
-integers mod 2**32, pairwise masks from Diffie-Hellman agreed seeds (they cancel in the sum), a
-self mask per client (double masking), and every client's secrets shared t-of-n with Shamir's
-scheme, so the server can remove the masks of clients that drop out. The group, the field and the
-hash are real but chosen for clarity, not vetted for security: this teaches the arithmetic, it is
-not a library to deploy.
+Secure aggregation follows Bonawitz et al. (2017): fixed-point encoding into integers mod 2**32,
+pairwise masks from Diffie-Hellman key agreement (they cancel in the sum), a self mask per client
+(double masking), and every client's two secrets shared t-of-n with Shamir's scheme, so that the
+server can remove the masks of clients that drop out. The primitives are real: the 2048-bit MODP
+group of RFC 3526 (group 14, a safe prime, generator 2), keys derived with SHA-256 from the shared
+secret and the pair's ids, masks expanded with SHAKE-256 (an extendable-output function of SHA-3),
+shares over the prime field of the group's order. What is *not* built: the channels. The real
+protocol sends each share encrypted and signed to its holder through the server, and checks who
+answered; here the shares sit in one Python object. Teaching code, not a library to deploy.
 """
 import hashlib
 import math
@@ -15,12 +18,47 @@ import secrets
 import numpy as np
 
 MODULUS_BITS = 32  # masked values live in Z_(2**32): NumPy's uint32 arithmetic wraps exactly there
-PRIME = 2**127 - 1  # a Mersenne prime: the Diffie-Hellman group and the Shamir field
-GENERATOR = 3
+
+# RFC 3526, section 3: p = 2**2048 - 2**1984 - 1 + 2**64 * (floor(2**1918 * pi) + 124476), g = 2
+GROUP_PRIME = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD"
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED"
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F"
+    "83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B"
+    "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA0510"
+    "15728E5A8AACAA68FFFFFFFFFFFFFFFF", 16)
+GENERATOR = 2
+GROUP_ORDER = (GROUP_PRIME - 1) // 2  # q, prime: 2 generates the subgroup of order q
+FIELD_PRIME = GROUP_ORDER  # Shamir's field: secret keys (exponents) and mask seeds are below q
+EXPONENT_BITS = 320  # RFC 3526 rates this group at 110-160 bits of strength: exponents of 220-320 bits
+SEED_BYTES = 32
 
 
 class PrivacyInputError(ValueError):
     """Bad input to the privacy helpers (non-finite update, ε or δ out of range, too few survivors)."""
+
+
+def is_probable_prime(n, rounds=40, rng=secrets.SystemRandom()):
+    """Miller-Rabin: False means composite for certain; True is wrong with probability < 4**-rounds."""
+    if n < 2:
+        return False
+    for small in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
+        if n % small == 0:
+            return n == small
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for _ in range(rounds):
+        x = pow(rng.randrange(2, n - 1), d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 # --- fixed-point encoding ---------------------------------------------------------------------
@@ -53,16 +91,27 @@ def decode(total, clip, bits=MODULUS_BITS, num_clients=1):
 
 
 def prg(seed, size):
-    """Expand a seed (an int) into `size` uniform uint32 values: the mask generator."""
-    return np.random.default_rng(seed).integers(0, 2**32, size=size, dtype=np.uint64).astype(np.uint32)
+    """Expand a seed (an int below 2**256, or bytes) into `size` uint32 values: SHAKE-256's output,
+    4 bytes a value. A cryptographic PRG: without the seed, the output cannot be told from uniform
+    by any efficient test (the assumption SHA-3's security rests on); with it, anyone recomputes it."""
+    if isinstance(seed, (int, np.integer)):
+        seed = int(seed)
+        if not 0 <= seed < 2 ** (8 * SEED_BYTES):
+            raise PrivacyInputError(f"a mask seed is an int in [0, 2**256), got {seed}")
+        seed = seed.to_bytes(SEED_BYTES, "big")
+    stream = hashlib.shake_256(b"fedcourse mask|" + bytes(seed)).digest(4 * int(size))
+    return np.frombuffer(stream, dtype="<u4").astype(np.uint32)
 
 
-# --- Shamir secret sharing (t of n) ---------------------------------------------------------------
+# --- Shamir secret sharing (t of n) over the field of the group's order ----------------------------
 
 def share(secret, threshold, num_shares, rng=secrets.SystemRandom()):
-    """Split `secret` (< PRIME) into points (x, y) of a random polynomial of degree threshold-1."""
-    coefficients = [secret] + [rng.randrange(PRIME) for _ in range(threshold - 1)]
-    return [(x, sum(c * pow(x, k, PRIME) for k, c in enumerate(coefficients)) % PRIME)
+    """Split `secret` (< FIELD_PRIME) into points (x, y) of a random polynomial of degree threshold-1:
+    any `threshold` points give the secret back, fewer say nothing about it."""
+    if not 0 <= secret < FIELD_PRIME:
+        raise PrivacyInputError("a Shamir secret must lie in the field [0, FIELD_PRIME)")
+    coefficients = [secret] + [rng.randrange(FIELD_PRIME) for _ in range(threshold - 1)]
+    return [(x, sum(c * pow(x, k, FIELD_PRIME) for k, c in enumerate(coefficients)) % FIELD_PRIME)
             for x in range(1, num_shares + 1)]
 
 
@@ -77,45 +126,76 @@ def reconstruct(shares, threshold):
         weight = 1
         for j, (x_j, _) in enumerate(points):
             if i != j:
-                weight = weight * x_j * pow(x_j - x_i, -1, PRIME) % PRIME
-        secret = (secret + y_i * weight) % PRIME
+                weight = weight * x_j * pow(x_j - x_i, -1, FIELD_PRIME) % FIELD_PRIME
+        secret = (secret + y_i * weight) % FIELD_PRIME
     return secret
 
 
 # --- the protocol ---------------------------------------------------------------------------------
 
-def _pair_seed(shared_key, a, b):
-    digest = hashlib.sha256(f"{shared_key}:{min(a, b)}:{max(a, b)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+def min_threshold(num_clients, adversary="honest-but-curious"):
+    """The smallest threshold t that makes sense for `num_clients` clients against `adversary`.
+
+    "honest-but-curious" (the course's model): t > n/2, so that no two disjoint groups of clients
+    can each rebuild secrets, and a majority of the round is needed to unmask anything.
+    "active": t > 2n/3, the bound under which Bonawitz et al. (2017) prove security against a server
+    that deviates from the protocol (lying about who dropped out) with fewer than n/3 corrupt clients.
+    """
+    if adversary == "honest-but-curious":
+        return num_clients // 2 + 1
+    if adversary == "active":
+        return 2 * num_clients // 3 + 1
+    raise PrivacyInputError(f"unknown adversary {adversary!r}: choose 'honest-but-curious' or 'active'")
+
+
+def pair_key(shared_secret, u, v):
+    """The pair's mask seed: SHA-256 of the Diffie-Hellman shared secret and both ids (a KDF)."""
+    low, high = sorted((int(u), int(v)))
+    material = b"fedcourse pair key|" + shared_secret.to_bytes(256, "big") + b"|%d|%d" % (low, high)
+    return hashlib.sha256(material).digest()
 
 
 class SecureAggregation:
     """One round of secure aggregation among `num_clients` clients, any `threshold` of them enough.
 
-    Each client u holds a Diffie-Hellman key pair (sk_u, pk_u = g**sk_u mod p) and a self-mask seed b_u;
-    it shares both secrets t-of-n with the others. Client u's masked input is
+    Each client u holds a Diffie-Hellman key pair (sk_u, pk_u = g**sk_u mod p) in RFC 3526's 2048-bit
+    group and a self-mask seed b_u; it shares both secrets t-of-n with the others. Its masked input is
         y_u = x_u + PRG(b_u) + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv)    (mod 2**32),
-    with s_uv agreed from pk_v**sk_u. The pairwise masks cancel in the sum over everyone; for a client
-    that dropped out after the keys were exchanged, the survivors reveal shares of its sk (never of its
-    b), and for each survivor shares of its b (never of its sk): the server can unmask the sum, not a
-    client. `rng` makes a run repeatable; leave it None (the OS's secret randomness) for real use.
+    with s_uv = KDF(pk_v**sk_u mod p, u, v), which only u and v can compute. The pairwise masks cancel
+    in the sum over everyone; for a client that dropped out after masking, the survivors reveal shares
+    of its sk (never of its b); for each survivor, shares of its b (never of its sk). `threshold` must
+    be at least `min_threshold(num_clients, adversary)`. Cost: every client agrees a key and expands
+    a mask with each of the n-1 others, n(n-1) in a round; SecAgg+ (Bell et al., 2020) masks along a
+    random graph of O(log n) neighbours instead. `rng` makes a run repeatable; leave it None (the OS's
+    secret randomness) for real use.
     """
 
-    def __init__(self, num_clients, threshold, rng=None):
-        if not 1 < threshold <= num_clients:
-            raise PrivacyInputError(f"threshold must be in 2..{num_clients}, got {threshold}")
-        self.n, self.t = num_clients, threshold
+    def __init__(self, num_clients, threshold, adversary="honest-but-curious", rng=None):
+        lowest = min_threshold(num_clients, adversary)
+        if num_clients < 3 or not lowest <= threshold <= num_clients:
+            raise PrivacyInputError(
+                f"threshold {threshold} for {num_clients} clients against an {adversary} server: "
+                f"choose t in {lowest}..{num_clients} (at least 3 clients; t > n/2 for an honest-but-"
+                f"curious server, t > 2n/3 for an active one; t > n cannot be met even with no drop-out)")
+        self.n, self.t, self.adversary = num_clients, threshold, adversary
         rng = rng or secrets.SystemRandom()
-        self.sk = [rng.randrange(2, PRIME - 1) for _ in range(num_clients)]
-        self.pk = [pow(GENERATOR, sk, PRIME) for sk in self.sk]
-        self.self_seed = [rng.randrange(2**63) for _ in range(num_clients)]
-        # shares[u] = what each other client holds of u's two secrets (sent encrypted in the real protocol)
+        self.sk = [rng.getrandbits(EXPONENT_BITS) | 1 << (EXPONENT_BITS - 1) for _ in range(num_clients)]
+        self.pk = [pow(GENERATOR, sk, GROUP_PRIME) for sk in self.sk]
+        self.self_seed = [rng.getrandbits(8 * SEED_BYTES) for _ in range(num_clients)]
+        # shares[u][w] = what client w holds of u's secrets (sent encrypted to w in the real protocol)
         self.sk_shares = [share(sk, threshold, num_clients, rng) for sk in self.sk]
         self.seed_shares = [share(b, threshold, num_clients, rng) for b in self.self_seed]
+        self._keys = {}
 
     def pair_seed(self, u, v, sk=None):
         """The seed u and v agree on; anyone who knows sk_u (or sk_v) can compute it."""
-        return _pair_seed(pow(self.pk[v], self.sk[u] if sk is None else sk, PRIME), u, v)
+        if sk is None and (u, v) in self._keys:
+            return self._keys[u, v]
+        shared = pow(self.pk[v], self.sk[u] if sk is None else sk, GROUP_PRIME)
+        key = pair_key(shared, u, v)
+        if sk is None:
+            self._keys[u, v] = key
+        return key
 
     def pairwise_mask(self, u, size, sk=None):
         mask = np.zeros(size, np.uint32)
@@ -134,16 +214,16 @@ class SecureAggregation:
         """The server's sum from {client: masked input} of the clients that did not drop out."""
         survivors = sorted(masked_inputs)
         if len(survivors) < self.t:
-            raise PrivacyInputError(f"only {len(survivors)} of {self.n} clients answered; "
-                                    f"the round needs {self.t} to unmask the sum")
+            raise PrivacyInputError(f"only {len(survivors)} of {self.n} clients answered; the round "
+                                    f"needs {self.t} to unmask the sum: abandon it, nothing is revealed")
         size = len(next(iter(masked_inputs.values())))
         total = np.zeros(size, np.uint32)
         for u in survivors:
             total = total + masked_inputs[u]
-            seed = reconstruct([self.seed_shares[u][v] for v in survivors], self.t)
+            seed = reconstruct([self.seed_shares[u][w] for w in survivors], self.t)
             total = total - prg(seed, size)  # the survivors' self masks
         for u in sorted(set(range(self.n)) - set(survivors)):
-            sk = reconstruct([self.sk_shares[u][v] for v in survivors], self.t)
+            sk = reconstruct([self.sk_shares[u][w] for w in survivors], self.t)
             for v in survivors:  # the pairwise masks survivors added for u, which u never cancelled
                 pair = prg(self.pair_seed(u, v, sk), size)
                 total = total + pair if v > u else total - pair
@@ -151,7 +231,8 @@ class SecureAggregation:
 
 
 def uniformity_pvalue(values, bins=256):
-    """Chi-square p-value that uint32 values are uniform (their top 8 bits, `bins` equal bins)."""
+    """Chi-square p-value of uint32 values' top 8 bits against `bins` equal bins. A small p-value
+    shows a bias; a large one shows only that this test detects none (not that nothing could)."""
     from scipy import stats
 
     counts = np.bincount((np.asarray(values, np.uint64) >> np.uint64(32 - int(math.log2(bins)))).astype(int),
@@ -184,7 +265,7 @@ def epsilon(noise_multiplier, rounds, delta, sampling="poisson", q=None, populat
         return math.inf
     gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
     if sampling == "poisson":
-        if not 0 < q <= 1:
+        if q is None or not 0 < q <= 1:
             raise PrivacyInputError(f"the sampling rate q must be in (0, 1], got {q}")
         event = dp_accounting.PoissonSampledDpEvent(q, gaussian)
     elif sampling == "fixed":
@@ -207,22 +288,116 @@ def epsilon(noise_multiplier, rounds, delta, sampling="poisson", q=None, populat
     return float(tracker.get_epsilon(delta))
 
 
-def tree_epsilon(noise_multiplier, rounds, delta, max_participations=1):
-    """ε of DP-FTRL with tree aggregation (Kairouz et al., 2021): no sampling assumed; each client
-    contributes in at most `max_participations` rounds, and every round's release is a noisy prefix sum."""
+def tree_sizes(rounds, rounds_per_tree=None):
+    """The trees of DP-FTRL's schedule: a new tree every `rounds_per_tree` rounds (the last one
+    shorter if `rounds` is not a multiple), one tree for the whole run if None."""
+    if rounds < 1:
+        raise PrivacyInputError(f"rounds must be 1 or more, got {rounds}")
+    per_tree = rounds if rounds_per_tree is None else int(rounds_per_tree)
+    if not 1 <= per_tree <= rounds:
+        raise PrivacyInputError(f"rounds_per_tree must be in 1..{rounds}, got {rounds_per_tree}")
+    return [per_tree] * (rounds // per_tree) + ([rounds % per_tree] if rounds % per_tree else [])
+
+
+def tree_epsilon(noise_multiplier, rounds, delta, rounds_per_tree=None):
+    """ε of DP-FTRL with tree aggregation (Kairouz et al., 2021): no sampling assumed; the tree
+    restarts every `rounds_per_tree` rounds (`tree_sizes`), and the guarantee needs each client to
+    take part **at most once per tree**, which the schedule of rounds must enforce. A client's one
+    contribution to a tree of s rounds enters one node per completed level, s.bit_length() nodes."""
     import dp_accounting
 
     _check_budget(delta, noise_multiplier)
+    sizes = tree_sizes(rounds, rounds_per_tree)
     if noise_multiplier == 0:
         return math.inf
-    if not 1 <= max_participations <= rounds:
-        raise PrivacyInputError(f"max_participations must be in 1..{rounds}, got {max_participations}")
-    # one tree per stretch of rounds in which a client takes part at most once, composed over the stretches
-    event = dp_accounting.SingleEpochTreeAggregationDpEvent(noise_multiplier, [rounds // max_participations])
+    # one tree event per tree: a client may appear in every tree, once in each
+    event = dp_accounting.ComposedDpEvent(
+        [dp_accounting.SingleEpochTreeAggregationDpEvent(noise_multiplier, size) for size in sizes])
     # REPLACE_SPECIAL: one client's contributions replaced by zeros, the tree's analogue of add/remove
     tracker = dp_accounting.rdp.RdpAccountant(neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_SPECIAL)
-    tracker.compose(event, count=max_participations)
+    tracker.compose(event)
     return float(tracker.get_epsilon(delta))
+
+
+def gaussian_delta(mu, eps):
+    """δ(ε) of the Gaussian mechanism whose outputs differ by mu standard deviations: exact (the
+    analytic Gaussian mechanism, Balle & Wang 2018). T rounds of noise z on sensitivity 1, no
+    sampling: mu = sqrt(T) / z."""
+    from scipy.stats import norm
+
+    eps = np.asarray(eps, float)
+    return norm.cdf(-eps / mu + mu / 2) - np.exp(eps + norm.logcdf(-eps / mu - mu / 2))
+
+
+def gaussian_epsilon(mu, delta):
+    """The smallest ε with gaussian_delta(mu, ε) ≤ delta (bisection; δ(ε) falls as ε grows)."""
+    _check_budget(delta, 0.0)
+    low, high = 0.0, 1.0
+    if gaussian_delta(mu, 0.0) <= delta:
+        return 0.0
+    while gaussian_delta(mu, high) > delta:
+        low, high = high, 2 * high
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if gaussian_delta(mu, middle) > delta else (low, middle)
+    return high
+
+
+PROFILE_EPSILONS = np.linspace(0.0, 40.0, 801)
+
+
+def privacy_profile(noise_multiplier, rounds, q=None, epsilons=PROFILE_EPSILONS):
+    """(epsilons, δ(ε) at each): the whole privacy profile of `rounds` Gaussian rounds (Poisson
+    sampling at rate q, or none if q is None), from dp_accounting's privacy loss distribution
+    (pessimistic discretisation: every δ is an upper bound), the larger of adding and removing."""
+    from dp_accounting.pld import privacy_loss_distribution as pld
+
+    _check_budget(0.5, noise_multiplier)
+    if noise_multiplier == 0:
+        return np.asarray(epsilons, float), np.ones(len(epsilons))
+    if q is not None and not 0 < q <= 1:
+        raise PrivacyInputError(f"the sampling rate q must be in (0, 1], got {q}")
+    one_round = pld.from_gaussian_mechanism(noise_multiplier, sampling_prob=1.0 if q is None else q,
+                                            value_discretization_interval=1e-3)
+    composed = one_round.self_compose(rounds)
+    return np.asarray(epsilons, float), np.asarray(composed.get_delta_for_epsilon(epsilons), float)
+
+
+_FPR = np.unique(np.concatenate([[0.0, 1.0], np.geomspace(1e-9, 0.5, 2000), 1 - np.geomspace(1e-9, 0.5, 2000)]))
+
+
+def tpr_upper_bound(epsilons, deltas, fpr=_FPR):
+    """The largest true positive rate any membership test can reach at each false positive rate
+    against a mechanism that is (ε, δ(ε))-DP for every pair given, in both directions:
+    TPR ≤ e^ε·FPR + δ and 1 − FPR ≤ e^ε·(1 − TPR) + δ (Kairouz, Oh & Viswanath, 2015)."""
+    fpr = np.asarray(fpr, float)
+    bound = np.ones_like(fpr)
+    for eps, delta in zip(np.atleast_1d(epsilons), np.atleast_1d(deltas)):
+        if not math.isfinite(eps):
+            continue
+        bound = np.minimum(bound, np.exp(eps) * fpr + delta)
+        bound = np.minimum(bound, 1 - np.exp(-eps) * (1 - fpr - delta))
+    return np.clip(bound, fpr, 1.0)  # a test can always reach TPR = FPR (guessing)
+
+
+def auc_upper_bound(epsilons, deltas):
+    """The largest AUC of any membership test against that privacy profile: the area under
+    `tpr_upper_bound` (concave, piecewise linear; integrated on a grid dense near 0 and 1)."""
+    return float(np.trapz(tpr_upper_bound(epsilons, deltas), _FPR))
+
+
+def auc_bound(epsilon, delta):
+    """The AUC bound from one (ε, δ) point: valid, but loose next to the whole profile's."""
+    _check_budget(delta, 0.0)
+    return 1.0 if not math.isfinite(epsilon) else auc_upper_bound([epsilon], [delta])
+
+
+def gdp_auc_bound(mu):
+    """The AUC bound of μ-Gaussian DP (Dong, Roth & Su, 2022): the best test separates N(0, 1) from
+    N(μ, 1), and P(N(μ, 1) > N(0, 1)) = Φ(μ / √2)."""
+    from scipy.stats import norm
+
+    return float(norm.cdf(mu / math.sqrt(2)))
 
 
 # --- measurements -----------------------------------------------------------------------------------
@@ -244,13 +419,67 @@ def roc_auc(member_scores, nonmember_scores):
     return fpr, tpr, float(auc)
 
 
-def auc_bound(epsilon, delta):
-    """The largest AUC any membership test can reach against an (ε, δ)-DP mechanism: its ROC curve
-    must satisfy TPR ≤ e^ε·FPR + δ and 1 − FPR ≤ e^ε·(1 − TPR) + δ (Kairouz, Oh and Viswanath, 2015)."""
-    _check_budget(delta, 0.0)
-    if not math.isfinite(epsilon):
-        return 1.0
-    fpr = np.linspace(0.0, 1.0, 100_001)
-    tpr = np.minimum.reduce([np.ones_like(fpr), math.exp(epsilon) * fpr + delta,
-                             1 - math.exp(-epsilon) * (1 - delta - fpr)])
-    return float(np.trapz(np.clip(tpr, 0, 1), fpr))
+def auc_interval(member_scores, nonmember_scores, level=0.95, resamples=2000, seed=0):
+    """A bootstrap interval for the AUC: members and non-members resampled with replacement,
+    separately, `resamples` times; the central `level` of the resampled AUCs."""
+    members, others = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(resamples):
+        a = members[rng.integers(len(members), size=len(members))]
+        b = others[rng.integers(len(others), size=len(others))]
+        aucs.append(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
+
+
+def tpr_at_fpr(member_scores, nonmember_scores, max_fpr=0.01):
+    """The largest true positive rate of "score higher = member" at a false positive rate of at most
+    `max_fpr` (Carlini et al., 2022): what an attack finds when it may rarely accuse a non-member.
+    With fewer than 1/max_fpr non-members this means accusing none of them."""
+    fpr, tpr, _ = roc_auc(member_scores, nonmember_scores)
+    return float(tpr[fpr <= max_fpr].max())
+
+
+# --- auditing: a lower bound on ε from one run (Steinke, Nasr & Jagielski, 2023) ------------------
+
+def audit_guesses(scores, included, guesses_each_side):
+    """Guess "in" for the `guesses_each_side` highest-scoring canaries, "out" for the as many lowest,
+    abstain on the rest; returns (correct guesses, guesses)."""
+    scores, included = np.asarray(scores, float), np.asarray(included, bool)
+    k = int(guesses_each_side)
+    if not 1 <= k <= len(scores) // 2:
+        raise PrivacyInputError(f"guesses_each_side must be in 1..{len(scores) // 2}, got {k}")
+    order = np.argsort(scores)
+    correct = int(included[order[-k:]].sum() + (~included[order[:k]]).sum())
+    return correct, 2 * k
+
+
+def audit_epsilon(correct, guesses, confidence=0.95):
+    """The empirical lower bound on ε: the largest ε at which an ε-DP mechanism would give `correct`
+    or more right guesses out of `guesses` with probability below 1 − confidence. Steinke et al.
+    (2023, Theorem 3.1): with canaries included independently with probability ½, an ε-DP run's count
+    of right guesses is dominated by Binomial(guesses, e^ε / (1 + e^ε)). 0 when the guesses do no
+    better than chance could."""
+    from scipy.stats import binom
+
+    if not 0 <= correct <= guesses or guesses < 1:
+        raise PrivacyInputError(f"need 0 ≤ correct ≤ guesses and guesses ≥ 1, got {correct}, {guesses}")
+    if not 0 < confidence < 1:
+        raise PrivacyInputError(f"confidence must be in (0, 1), got {confidence}")
+
+    def tail(eps):  # P[Binomial(guesses, p_ε) ≥ correct]: grows with ε
+        return binom.sf(correct - 1, guesses, 1 / (1 + math.exp(-eps)))
+
+    beta = 1 - confidence
+    if tail(0.0) >= beta:
+        return 0.0
+    low, high = 0.0, 1.0
+    while tail(high) < beta:
+        low, high = high, 2 * high
+        if high > 1e3:
+            return math.inf
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if tail(middle) < beta else (low, middle)
+    return low

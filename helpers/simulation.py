@@ -135,8 +135,11 @@ class FedAvgStep:
     the server applies the aggregate with `server_optimizer` (a TFF optimizer; default SGD at rate
     1, plain FedAvg). Hooks, each optional, change one thing:
       reports(sampled, round_num, seed) -> the sampled clients whose updates arrive (drop-outs);
-      delay(cid, round_num, seed) -> how many rounds late this client's update is (it trained on
-        the model of that many rounds ago);
+      delay(cid, round_num, seed) -> how many rounds later this client's update arrives: it trains
+        on the model it received in `round_num` and is aggregated `delay` rounds later, in
+        addition to that round's fresh updates (asynchronous arrivals, as in FedBuff, Nguyen et
+        al. 2022), as an Update whose `staleness` is `delay`; an update due after the last round
+        never arrives;
       deadline(cid, round_num, seed) -> how many batches the client finishes in time;
       tamper(updates, global_weights, round_num) -> the updates the server receives (attackers);
       weigh(update) -> its weight in the aggregate (default: its number of examples);
@@ -163,24 +166,28 @@ class FedAvgStep:
     def initialize(self, start_weights):
         specs = [tf.TensorSpec(np.shape(w), tf.float32) for w in start_weights]
         server = self.server_optimizer.initialize(specs)
-        return dict(weights=start_weights, server=server, past=[start_weights])
+        # pending: (round it arrives in, Update) for the updates still on their way
+        return dict(weights=start_weights, server=server, pending=[])
 
-    def train(self, cid, round_num, past):
-        """Client `cid`'s Update, trained from the global model it received."""
+    def train(self, cid, round_num, global_weights):
+        """Client `cid`'s Update, trained in `round_num` from the global model it received."""
         seed = self.seed
         late = int(self.delay(cid, round_num, seed)) if self.delay else 0
+        if late < 0:
+            raise ValueError(f"delay must be 0 or more rounds, got {late} for client {cid}")
         limit = self.deadline(cid, round_num, seed) if self.deadline else None
-        start = past[max(0, len(past) - 1 - late)]
-        delta, n = self.trainer.update(start, self.clients, cid, seed=[seed, round_num, cid],
+        delta, n = self.trainer.update(global_weights, self.clients, cid, seed=[seed, round_num, cid],
                                        epochs=self.local_epochs, mu=self.mu, max_batches=limit)
         return Update(cid, delta, n, late)
 
     def next(self, state, round_num):
-        global_weights, past = state["weights"], state["past"]
+        global_weights = state["weights"]
         sampled = sample_clients(self.pool, self.clients_per_round, round_num, self.seed)
         arrived = list(self.reports(sampled, round_num, self.seed)) if self.reports else sampled
-        updates = [self.train(cid, round_num, past) for cid in arrived]
-        updates = [u for u in updates if u.num_examples > 0]
+        trained = [self.train(cid, round_num, global_weights) for cid in arrived]
+        pending = state["pending"] + [(round_num + u.staleness, u) for u in trained]
+        updates = [u for due, u in pending if due == round_num and u.num_examples > 0]
+        pending = [(due, u) for due, u in pending if due > round_num]
         if self.tamper is not None:
             updates = list(self.tamper(updates, global_weights, round_num))
         counts = np.array([self.weigh(u) if self.weigh else u.num_examples for u in updates])
@@ -193,7 +200,7 @@ class FedAvgStep:
             server, new = self.server_optimizer.next(
                 server, [tf.constant(w) for w in global_weights], gradient)
             global_weights = [np.asarray(w) for w in new]
-        return dict(weights=global_weights, server=server, past=past + [global_weights])
+        return dict(weights=global_weights, server=server, pending=pending)
 
     def weights(self, state):
         return state["weights"]
@@ -220,8 +227,10 @@ class Runner:
 
     def run_all(self, jobs):
         """jobs: dicts of `training.run`'s settings (rounds, evaluator, optional start_weights,
-        evaluate_every, record) and FedAvgStep's (clients, seed, ...). Returns their Histories,
-        in order."""
+        evaluate_every, record) and FedAvgStep's (clients, seed, ...). `clients` may also be a
+        function that makes them: it is called when the run starts, and its population freed when
+        the run ends (many re-dealt populations then never sit in memory at once). Returns their
+        Histories, in order."""
         import concurrent.futures
         import queue
 
@@ -240,6 +249,8 @@ class Runner:
             try:
                 loop = {key: job.pop(key) for key in self.LOOP if key in job}
                 loop["evaluator"] = self._evaluator(loop["evaluator"], slot)
+                if callable(job["clients"]):
+                    job["clients"] = job["clients"]()
                 step = FedAvgStep(self.trainers[slot], **job)
                 return training.run(step, **loop)
             finally:

@@ -237,7 +237,9 @@ def _fail_fast_stub(channel, address, timeout):
     def fail_fast(method):
         def call(self, request):
             try:
-                return method(self, request)
+                response = method(self, request)
+                _record(address, method.__name__, request, response)
+                return response
             except tff.framework.RetryableError:
                 try:
                     connect(address, timeout).close()
@@ -251,10 +253,50 @@ def _fail_fast_stub(channel, address, timeout):
                 raise  # the worker answers again: let TFF retry
         return call
 
+    def recorded(method):  # clean-up calls: a failure there is TFF's to handle
+        def call(self, request):
+            response = method(self, request)
+            _record(address, method.__name__, request, response)
+            return response
+        return call
+
     methods = ("get_executor", "create_value", "create_struct", "create_call", "create_selection", "compute")
-    stub_class = type("FailFastStub", (tff.framework.RemoteExecutorGrpcStub,),
-                      {name: fail_fast(getattr(tff.framework.RemoteExecutorGrpcStub, name)) for name in methods})
+    wrapped = {name: fail_fast(getattr(tff.framework.RemoteExecutorGrpcStub, name)) for name in methods}
+    for name in ("dispose", "dispose_executor"):
+        wrapped[name] = recorded(getattr(tff.framework.RemoteExecutorGrpcStub, name))
+    stub_class = type("FailFastStub", (tff.framework.RemoteExecutorGrpcStub,), wrapped)
     return stub_class(channel)
+
+
+_RECORDINGS = []  # the open `record_traffic` blocks' lists (normally none)
+
+
+def _record(address, method, request, response):
+    """Append one gRPC call to every open `record_traffic` list."""
+    if not _RECORDINGS:
+        return
+    kind = method
+    if method == "create_value":  # what the value is: a computation, a placed value, ...
+        kind = request.value.WhichOneof("value")
+        if kind == "federated":
+            kind = "at " + request.value.federated.type.placement.value.uri
+    for calls in _RECORDINGS:
+        calls.append(dict(address=address, method=method, kind=kind,
+                          sent=request.ByteSize(), received=response.ByteSize()))
+
+
+@contextlib.contextmanager
+def record_traffic():
+    """Within this block, every gRPC call TFF makes to the workers of `use_workers` is appended to the
+    list it yields: dict(address, method, kind, sent, received), `sent` and `received` being the sizes
+    in bytes of the serialized request and reply (gRPC adds a few bytes of framing to each). `kind`
+    says what a `create_value` sends: "computation", "at server", "at clients", "array", "struct"."""
+    calls = []
+    _RECORDINGS.append(calls)
+    try:
+        yield calls
+    finally:
+        _RECORDINGS.remove(calls)
 
 
 def _executor_factory(channel, address, timeout):

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from helpers import data, runtime
+from helpers import runtime
 from helpers.fedavg import build_fedavg_process, client_update
 from helpers.model import create_model
 
@@ -42,20 +42,46 @@ def test_hand_built_fedavg_matches_tff_build_weighted_fed_avg(round_datasets):
     assert 0.0 < metrics["loss"] < 3.0 and 0.0 <= metrics["accuracy"] <= 1.0
 
 
-def test_client_update_contract(train_data):
-    writer = train_data.client_ids[0]
-    dataset = data.preprocess(train_data.create_tf_dataset_for_client(writer), epochs=2, seed=0)
-    server_weights = [tf.identity(v) for v in create_model().trainable_variables]
-    model = create_model()
-    out = client_update(model, dataset, server_weights, 0.1)
-    n = sum(1 for _ in train_data.create_tf_dataset_for_client(writer))
-    assert int(out.num_examples) == 2 * n
-    assert [d.shape for d in out.weights_delta] == [w.shape for w in server_weights]
-    # the delta is trained - received: received + delta reproduces the client's trained weights
-    for variable, received, delta in zip(model.trainable_variables, server_weights, out.weights_delta):
-        np.testing.assert_allclose(variable.numpy(), (received + delta).numpy(), atol=1e-6)
-    empty = client_update(model, dataset.take(0), server_weights, 0.1)
-    assert int(empty.num_examples) == 0 and all(float(tf.reduce_max(tf.abs(d))) == 0.0 for d in empty.weights_delta)
+def numpy_sgd(w, b, batches, learning_rate):
+    """An independent reference: mini-batch SGD on a softmax regression (x @ w + b), written in
+    NumPy. Returns the trained (w, b), the example-weighted mean loss and the accuracy, both
+    measured on each batch before its step (as a client reports them)."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in batches:
+        logits = x @ w + b
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        loss_sum += -np.log(p[np.arange(len(y)), y]).sum()
+        correct += int((p.argmax(axis=1) == y).sum())
+        seen += len(y)
+        error = p.copy()
+        error[np.arange(len(y)), y] -= 1.0  # d(mean cross-entropy)/d(logits) = (p - onehot) / n
+        w, b = w - learning_rate * x.T @ error / len(y), b - learning_rate * error.mean(axis=0)
+    return w, b, loss_sum / seen, correct / seen
+
+
+def test_client_update_is_minibatch_sgd_from_the_received_weights():
+    """client_update against NumPy SGD on a tiny model: the delta, num_examples and the metrics,
+    batches of unequal size (3, 3, 1) weighted by their size, and every call starting from the
+    received weights, not from wherever the model was left."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(7, 4)).astype(np.float32), rng.integers(0, 3, size=7).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices({"x": x, "y": y}).batch(3)
+    model = tf.keras.Sequential([tf.keras.layers.Input(shape=(4,)), tf.keras.layers.Dense(3, activation="softmax")])
+    received = [rng.normal(scale=0.5, size=v.shape).astype(np.float32) for v in model.trainable_variables]
+    expected_w, expected_b, expected_loss, expected_accuracy = numpy_sgd(
+        *received, [(x[i:i + 3], y[i:i + 3]) for i in (0, 3, 6)], 0.5)
+    for _ in range(2):  # the second call finds the model trained by the first
+        out = client_update(model, dataset, [tf.constant(w) for w in received], 0.5)
+        np.testing.assert_allclose(out.weights_delta[0], expected_w - received[0], atol=1e-5)
+        np.testing.assert_allclose(out.weights_delta[1], expected_b - received[1], atol=1e-5)
+        assert int(out.num_examples) == 7
+        np.testing.assert_allclose(float(out.loss), expected_loss, rtol=1e-5)
+        np.testing.assert_allclose(float(out.accuracy), expected_accuracy, atol=1e-6)
+    assert np.abs(expected_w - received[0]).max() > 1e-2, "the reference must move the weights"
+    empty = client_update(model, dataset.take(0), [tf.constant(w) for w in received], 0.5)
+    assert int(empty.num_examples) == 0 and float(empty.loss) == 0.0
+    assert all(float(tf.reduce_max(tf.abs(d))) == 0.0 for d in empty.weights_delta)
 
 
 def test_round_metrics_equal_the_eager_client_update(round_datasets):

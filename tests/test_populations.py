@@ -1,6 +1,9 @@
 """helpers.populations: clients held in memory, re-dealt, and their datasets through the pipeline."""
+import collections
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import data, populations
 from helpers.fedavg import sample_clients
@@ -31,11 +34,21 @@ def test_partitions_deal_every_image_exactly_once(writers, alpha):
     labels = np.concatenate(writers.labels)
     dealt = populations.iid_partition(len(labels), 7, seed=3), populations.dirichlet_parts(labels, 7, alpha, seed=3)
     for parts in dealt:
+        assert len(parts) == 7, "seven clients asked for, seven dealt (here no client is left empty)"
+        assert min(len(p) for p in parts) > 0, "no empty client"
         everything = np.concatenate(parts)
         assert len(everything) == len(labels) == len(np.unique(everything))
-        assert all(len(p) > 0 for p in parts), "no empty client"
     again = populations.dirichlet_parts(labels, 7, alpha, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(again, dealt[1])), "seeded"
+
+
+def test_dirichlet_parts_drop_the_clients_left_empty():
+    """Five images over 40 clients: most clients get none; those are dropped (they could not train),
+    the others keep every image between them."""
+    labels = np.array([0, 1, 2, 3, 4])
+    parts = populations.dirichlet_parts(labels, 40, 0.5, seed=0)
+    assert 1 <= len(parts) <= 5 and min(len(p) for p in parts) > 0
+    assert sorted(np.concatenate(parts).tolist()) == [0, 1, 2, 3, 4]
 
 
 def test_small_alpha_skews_labels_and_redeal_keeps_the_images(writers):
@@ -53,10 +66,16 @@ def test_small_alpha_skews_labels_and_redeal_keeps_the_images(writers):
 
 def test_client_dataset_is_the_course_pipeline_and_a_deadline_cuts_it(writers):
     full = list(populations.client_dataset(writers, 0, epochs=2, batch_size=20, seed=1))
+    # data.preprocess on the same images, in TFF's convention (float pixels, 1.0 = background)
+    as_tff = tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
+        label=writers.labels[0], pixels=writers.pixels[0].astype(np.float32) / 255.0))
+    expected = list(data.preprocess(as_tff, batch_size=20, epochs=2, seed=1))
+    assert [len(b["y"]) for b in full] == [len(b["y"]) for b in expected]
     assert sum(len(b["y"]) for b in full) == 2 * len(writers.labels[0])
-    first = full[0]
-    assert first["x"].shape[1:] == (28, 28, 1) and first["x"].dtype.name == "float32"
-    assert 0.0 <= float(np.min(first["x"])) and float(np.max(first["x"])) <= 1.0
+    for got, want in zip(full, expected):
+        np.testing.assert_array_equal(got["y"], want["y"])
+        np.testing.assert_allclose(got["x"], want["x"], atol=1e-7)
+    assert full[0]["x"].shape[1:] == (28, 28, 1) and full[0]["x"].dtype.name == "float32"
     cut = list(populations.client_dataset(writers, 0, epochs=2, batch_size=20, seed=1, max_batches=2))
     assert len(cut) == 2 and all(np.array_equal(a["y"], b["y"]) for a, b in zip(cut, full))
     with pytest.raises(data.UnknownClientError, match="0..11"):

@@ -61,23 +61,44 @@ def test_run_agrees_with_the_course_tff_process(clients, trainer):
 
 
 def test_hooks_drop_delay_and_cut(clients, trainer):
+    """Drop-outs, a one-batch deadline and late arrivals: a late update is the one its client trained,
+    when sampled, on the model it received then, and it arrives in addition to the fresh ones."""
     evaluator = training.Evaluator(create_model, np.ones((5, 28, 28), np.float32), np.zeros(5))
-    seen = []
+    start = training.seeded_weights(create_model, 1)
+    aggregated, recorded = {}, []
 
-    def weigh(update):
-        seen.append((update.cid, update.num_examples, update.staleness))
-        return update.num_examples
-    recorded = []
-    step = simulation.FedAvgStep(trainer, clients, seed=1, clients_per_round=3, weigh=weigh,
-                          reports=lambda sampled, r, seed: sampled[:2] if r else [], delay=lambda cid, r, seed: 1,
-                          deadline=lambda cid, r, seed: 1)
-    history = training.run(step, 4, evaluator, training.seeded_weights(create_model, 1), evaluate_every=2,
-                         record=recorded.append)
-    assert len(history.accuracy) == 3  # before training, after rounds 2 and 4
-    assert len(recorded) == 4 and len(seen) == 6  # round 0: nobody reported
-    assert all(n <= 20 and late == 1 for _, n, late in seen)
-    assert all(np.array_equal(a, b) for a, b in zip(recorded[0], training.seeded_weights(create_model, 1))), \
+    def seen(updates, global_weights, round_num):  # a tamper hook that only looks
+        aggregated[round_num] = list(updates)
+        return updates
+    reports = lambda sampled, r, seed: sampled[:2] if r else []  # noqa: E731  (nobody in round 0)
+    step = simulation.FedAvgStep(trainer, clients, seed=1, clients_per_round=3, tamper=seen, reports=reports,
+                                 delay=lambda cid, r, seed: 2 if cid == 0 else 0, deadline=lambda cid, r, seed: 1)
+    history = training.run(step, 6, evaluator, start, evaluate_every=2, record=recorded.append)
+    assert len(history.accuracy) == 4 and len(recorded) == 6  # before training, after rounds 2, 4, 6
+    assert all(np.array_equal(a, b) for a, b in zip(recorded[0], start)), \
         "a round where nobody reports leaves the model as it was"
+    received = [start] + recorded  # the global model each round's clients receive
+    late_seen = 0
+    for round_num, updates in aggregated.items():
+        assert all(u.num_examples <= 20 for u in updates), "one batch of at most 20 by the deadline"
+        fresh = [u.cid for u in updates if u.staleness == 0]
+        expected_fresh = [c for c in reports(sample_clients(range(3), 3, round_num, 1), round_num, 1) if c != 0]
+        assert sorted(fresh) == sorted(expected_fresh)
+        for update in (u for u in updates if u.staleness):
+            sent = round_num - 2
+            assert update.cid == 0 and update.staleness == 2
+            assert 0 in reports(sample_clients(range(3), 3, sent, 1), sent, 1), "sampled two rounds before"
+            then, _ = trainer.update(received[sent], clients, 0, seed=[1, sent, 0], max_batches=1)
+            now, _ = trainer.update(received[round_num], clients, 0, seed=[1, sent, 0], max_batches=1)
+            np.testing.assert_allclose(update.delta, then, atol=1e-6)
+            assert not np.allclose(update.delta, now, atol=1e-6), "trained on the old model, not today's"
+            late_seen += 1
+    assert late_seen >= 1, "the seed was chosen so that client 0's late updates arrive"
+    sampled_late = [r for r in range(1, 6) if 0 in reports(sample_clients(range(3), 3, r, 1), r, 1)]
+    assert late_seen == len([r for r in sampled_late if r + 2 < 6]), "an update due after the last round never arrives"
+    with pytest.raises(ValueError, match="delay must be 0 or more"):
+        training.run(simulation.FedAvgStep(trainer, clients, seed=1, clients_per_round=2,
+                                           delay=lambda cid, r, seed: -1), 1, evaluator, start)
 
 
 def test_an_unknown_client_is_named(clients, trainer):
@@ -88,13 +109,19 @@ def test_an_unknown_client_is_named(clients, trainer):
 def test_runs_side_by_side_give_what_runs_alone_give(clients, trainer):
     evaluator = training.Evaluator(create_model, np.ones((5, 28, 28), np.float32), np.zeros(5))
     runner = simulation.Runner(create_model, 0.1, threads=2)
-    jobs = [dict(clients=clients, rounds=2, evaluator=evaluator, clients_per_round=2, seed=seed, local_epochs=epochs)
-            for epochs in (1, 2) for seed in (3, 4)]
+    made = []  # a population may be made when its run starts
+
+    def make():
+        made.append(1)
+        return clients
+    jobs = [dict(clients=clients if seed == 3 else make, rounds=2, evaluator=evaluator, clients_per_round=2,
+                 seed=seed, local_epochs=epochs) for epochs in (1, 2) for seed in (3, 4)]
     together = runner.run_all(jobs)
     step = simulation.FedAvgStep(trainer, clients, seed=4, clients_per_round=2, local_epochs=2)
     alone = training.run(step, 2, evaluator, training.seeded_weights(create_model, 4))
     np.testing.assert_allclose(simulation.flatten(together[3].weights), simulation.flatten(alone.weights), atol=1e-6)
     assert not np.allclose(simulation.flatten(together[2].weights), simulation.flatten(alone.weights))
+    assert len(made) == 2
 
 
 def test_a_tff_learning_process_skips_empty_rounds_and_the_course_process_needs_a_rate(clients, trainer):

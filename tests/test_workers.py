@@ -73,6 +73,34 @@ def test_use_local_runtime_undoes_the_partitioning_fix():
     assert not workers.client_partitioning_fixed()
 
 
+def test_record_traffic_measures_every_call_on_the_wire():
+    """Each call sends its computation again (TFF caches none), its argument as the serialized
+    value, and receives the result; nothing is recorded outside the block."""
+    @tff.tensorflow.computation(tff.TensorType(np.float32, [1000]))
+    def double(x):
+        return x * 2.0
+
+    argument = np.arange(1000, dtype=np.float32)
+    value_bytes = len(workers.serialized_bytes(argument, tff.TensorType(np.float32, [1000])))
+    with workers.local_workers(1) as addresses:
+        try:
+            workers.use_workers(addresses)
+            with workers.record_traffic() as records:
+                first, second = double(argument), double(argument)
+            np.testing.assert_array_equal(first, second)
+            double(argument)  # after the block: not recorded
+        finally:
+            workers.use_local_runtime()
+    np.testing.assert_array_equal(second, 2 * argument)
+    assert {r["address"] for r in records} == set(addresses)
+    computations = [r["sent"] for r in records if r["kind"] == "computation"]
+    computes = [r for r in records if r["method"] == "compute"]
+    assert len(computations) == len(computes) == 2 and computations[0] == computations[1] > 0
+    arguments = [r["sent"] for r in records if r["kind"] == "array"]
+    assert len(arguments) == 2 and all(value_bytes <= b < value_bytes + 100 for b in arguments)
+    assert all(4000 <= r["received"] < 4100 for r in computes), "the result: 1000 float32"
+
+
 def test_other_tff_versions_are_refused_clearly(monkeypatch):
     monkeypatch.setattr(tff, "__version__", "0.99.0")
     with pytest.raises(workers.UnsupportedTFFVersionError, match="0.99.0.*make setup"):
