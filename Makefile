@@ -68,8 +68,10 @@ scores: setup  ## print the score table from the gradebook (after manual grading
 badges: setup  ## point every Binder link (notebooks and README) at BINDER_REPO
 	$(VENV)/bin/python scripts/badges.py $(BINDER_REPO)
 
-book: setup  ## the course as a website in build/book/html: every notebook's exercise copy with full-mode outputs (runs reused when current), README, instructor guide, glossary; QUICK=1 for quick-mode outputs
+# The site is checked before anything publishes it (pages.yml runs this target); Chromium's check is .ci/run's.
+book: setup  ## the course as a website in build/book/html: every notebook's exercise copy with full-mode outputs (runs reused when current), README, instructor guide, glossary, then its checks (tests/test_book.py); QUICK=1 for quick-mode outputs
 	$(VENV)/bin/python scripts/book.py --repo $(BINDER_REPO) $(if $(filter 1,$(QUICK)),--quick) $(ARGS)
+	COURSE_BOOK_REQUIRED=1 $(VENV)/bin/python -m pytest -p no:cacheprovider -q -m "not slow" tests/test_book.py
 
 binder-check:  ## build Binder's environment from binder/ alone in build/binder-env and run notebook 00 with it
 	bash scripts/check_binder_env.sh

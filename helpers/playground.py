@@ -1,6 +1,7 @@
 """Notebook 06's playground: controls for one short FedAvg run (`helpers.simulation`) on a label-skewed
-population of the training writers' images; each run's accuracy curve is added to a plot that keeps
-the earlier ones. Bad settings get a message in the panel, not a traceback."""
+population of the training writers' images; each run's accuracy curve, on the evaluator's images (the
+validation writers': the playground is for choosing settings), is added to a plot that keeps the
+earlier ones. Bad settings get a message in the panel, not a traceback."""
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -125,7 +126,7 @@ class Playground:
             fig, ax = plt.subplots(figsize=(7, 3.5))
             for label, accuracy in self.curves:
                 ax.plot(np.arange(len(accuracy)), accuracy, label=label)
-            ax.set(xlabel="round", ylabel="test accuracy", ylim=(0, 1))
+            ax.set(xlabel="round", ylabel="validation accuracy", ylim=(0, 1))
             ax.grid(alpha=0.3)
             if self.curves:
                 ax.legend(fontsize=7)

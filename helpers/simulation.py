@@ -137,9 +137,9 @@ class FedAvgStep:
       reports(sampled, round_num, seed) -> the sampled clients whose updates arrive (drop-outs);
       delay(cid, round_num, seed) -> how many rounds later this client's update arrives: it trains
         on the model it received in `round_num` and is aggregated `delay` rounds later, in
-        addition to that round's fresh updates (asynchronous arrivals, as in FedBuff, Nguyen et
-        al. 2022), as an Update whose `staleness` is `delay`; an update due after the last round
-        never arrives;
+        addition to that round's fresh updates (a fixed-delay model of asynchronous arrivals;
+        FedBuff, Nguyen et al. 2022, also buffers K updates and down-weights stale ones), as an
+        Update whose `staleness` is `delay`; an update due after the last round never arrives;
       deadline(cid, round_num, seed) -> how many batches the client finishes in time;
       tamper(updates, global_weights, round_num) -> the updates the server receives (attackers);
       weigh(update) -> its weight in the aggregate (default: its number of examples);

@@ -1,4 +1,5 @@
-"""Point every Binder link (each notebook's badge and the README's) at one GitHub repository.
+"""Point every Binder link (each notebook's badge and the README's) at one GitHub repository, and the
+README's link to the course's website at that repository's GitHub Pages site.
 
     make badges BINDER_REPO=owner/name      # the Makefile's BINDER_REPO is the one place to change
 
@@ -13,6 +14,7 @@ import nbwriter
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"\(https://mybinder\.org/v2/gh/[^)\s]+\)")
+SITE = re.compile(r"https://[\w.-]+\.github\.io/[\w.-]+/")
 
 
 def binder_url(repo, notebook):
@@ -20,8 +22,19 @@ def binder_url(repo, notebook):
     return f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath=lab/tree/exercises/{notebook}"
 
 
+def site_url(repo):
+    """Where .github/workflows/pages.yml publishes the website (GitHub Pages of the repository)."""
+    owner, name = repo.split("/")
+    return f"https://{owner.lower()}.github.io/{name}/"
+
+
 def rewrite(text, repo, notebook):
     return LINK.sub(f"({binder_url(repo, notebook)})", text)
+
+
+def rewrite_readme(text, repo):
+    """The README's Binder links and its link to the website (its first lines)."""
+    return SITE.sub(site_url(repo), rewrite(text, repo, "00_environment_and_vocabulary.ipynb"))
 
 
 def main(repo):
@@ -34,8 +47,8 @@ def main(repo):
             nb.cells[0].source = new
             nbwriter.write(nb, path)
     readme = ROOT / "README.md"
-    readme.write_text(rewrite(readme.read_text(), repo, "00_environment_and_vocabulary.ipynb"))
-    print(f"Binder links point at {repo}")
+    readme.write_text(rewrite_readme(readme.read_text(), repo))
+    print(f"Binder links point at {repo}; the README's website link at {site_url(repo)}")
 
 
 if __name__ == "__main__":

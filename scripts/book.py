@@ -3,18 +3,21 @@ sphinx-book-theme; offline), plus the README, the instructor guide and the gloss
 
     python scripts/book.py                      # make book: full mode, build/book/html/index.html
     python scripts/book.py --quick              # quick-mode outputs (what CI publishes nowhere, only checks)
-    python scripts/book.py --quick --executed build/book/executed/nbval   # reuse `make test`'s runs (.ci/run)
+    python scripts/book.py --quick --executed build/book/executed/nbval --no-execute   # `make test`'s runs (.ci/run)
 
 Each page is the notebook's **exercise copy** (nbgrader's release: solution blocks replaced by the
-`raise NotImplementedError()` stub, hidden tests removed, written answers replaced by "YOUR ANSWER HERE"),
-with the outputs of a run of the solved master: an exercise's stub cell shows no output, every other
-cell shows what the master printed and drew. Outputs come from, in this order, the first that is
-current for the notebook (the same code cells, in the same mode, with the same helpers/):
-`--executed DIR` (conftest.py writes nbval's runs there when COURSE_BOOK_OUTPUTS is set),
-build/book/executed/<mode>/ (this script's own earlier runs), build/executed/<mode>/ (`make bench`'s),
-else the notebook is executed here with nbclient and kept in build/book/executed/<mode>/. Nothing is
-written into notebooks/. Every figure gets an alt text that says what it shows (docs/book/figure_alt.py
-records it when the notebook runs); the pages link a Binder launch and a download of the exercise copy.
+`raise NotImplementedError()` stub, hidden tests removed, written answers replaced by a note),
+with the outputs of a run of the solved master: an exercise's stub and its self-check show no output (the
+master's would print the answer's values), every other cell shows what the master printed and drew.
+Outputs come from, in this order, the first that is current for the notebook (the same code cells, in
+the same mode, with the same helpers/): `--executed DIR` (conftest.py writes nbval's runs there when
+COURSE_BOOK_OUTPUTS is set), build/book/executed/<mode>/ (this script's own earlier runs),
+build/executed/<mode>/ (`make bench`'s), else the notebook is executed here with nbclient and kept in
+build/book/executed/<mode>/ (`--no-execute`: fail instead, as CI does). Nothing is written into notebooks/.
+Every figure gets an alt text that says what it shows (docs/book/figure_alt.py records it when the
+notebook runs); the pages link a Binder launch and a download of the exercise copy.
+The instructor guide is published without its per-notebook sections (model answers, rubrics, hidden tests,
+common mistakes): the page links INSTRUCTORS.md on GitHub for them.
 Sphinx runs with -W --keep-going: a broken internal link or a missing image fails the build.
 """
 import argparse
@@ -40,6 +43,9 @@ CONF = ROOT / "docs" / "book"
 SRC, HTML = BOOK / "src", BOOK / "html"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 GLOSSARY_HEADING = "Glossary"  # notebook 10's step that holds the glossary
+# mybinder.org's badge, served with the site so that a page read offline shows no broken image
+BINDER_BADGE, LOCAL_BADGE = "https://mybinder.org/badge_logo.svg", "binder_badge.svg"
+WRITTEN_ANSWER = "*(In the notebook, you write your answer in this cell.)*"
 
 
 def binder_repo():
@@ -48,11 +54,6 @@ def binder_repo():
         return os.environ["BINDER_REPO"]
     found = re.search(r"^BINDER_REPO \?= *(\S+)", (ROOT / "Makefile").read_text(), re.M)
     return found.group(1)
-
-
-def site_url(repo):
-    owner, name = repo.split("/")
-    return f"https://{owner.lower()}.github.io/{name}/"
 
 
 # --- executed copies ----------------------------------------------------------------------------
@@ -109,8 +110,12 @@ def current(path, master, quick):
         return None, "other code"
     recorded = executed["metadata"].get("course_book")
     if recorded:
-        if recorded["quick"] != quick or recorded["helpers_key"] != helpers_key() or not recorded["complete"]:
-            return None, "other mode or helpers, or unfinished"
+        if recorded["quick"] != quick:
+            return None, f"a {'quick' if recorded['quick'] else 'full'}-mode run"
+        if recorded["helpers_key"] != helpers_key():
+            return None, "other helpers/"
+        if not recorded["complete"]:
+            return None, "unfinished"
     else:  # `make bench`'s copies: the mode is in their folder; current if newer than every helper
         newest_helper = max(p.stat().st_mtime for p in (ROOT / "helpers").glob("*.py"))
         if path.stat().st_mtime < newest_helper:
@@ -144,6 +149,10 @@ def execute(master_path, quick, out):
     return notebook
 
 
+def shown(path):
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def executed_copies(quick, extra=None, allow_execute=True):
     """{name: executed notebook} for every master, reused when current, executed otherwise."""
     mode = "quick" if quick else "full"
@@ -157,12 +166,13 @@ def executed_copies(quick, extra=None, allow_execute=True):
             found, why = current(place / master_path.name, master, quick)
             if found is not None:
                 copies[master_path.name] = found
-                print(f"  {master_path.name}: outputs from {place.relative_to(ROOT)}/", flush=True)
+                print(f"  {master_path.name}: outputs from {shown(place)}/", flush=True)
                 break
-            reasons.append(f"{place.relative_to(ROOT)}: {why}")
+            reasons.append(f"{shown(place)}: {why}")
         else:
             if not allow_execute:
-                sys.exit(f"No current executed copy of {master_path.name} ({'; '.join(reasons)}), and --no-execute.")
+                sys.exit(f"No current executed copy of {master_path.name} ({'; '.join(reasons)}), and --no-execute "
+                         "says not to run it here (.ci/run: did `make test` run this notebook to the end?).")
             start = time.perf_counter()
             print(f"  {master_path.name}: executing in {mode} mode ({'; '.join(reasons)})", flush=True)
             copies[master_path.name] = execute(master_path, quick, own)
@@ -235,15 +245,34 @@ def glossary_page(entries, repo):
 PROTECTED = re.compile(r"(`[^`]*`|!?\[[^\]]*\]\([^)]*\)|\*\*[^*]*\*\*|<[^>]*>|\{[a-z]+\}`[^`]*`)")
 
 
+def reference_lines(lines):
+    """The numbers of the lines of each list item that cites a paper ("et al.", an arXiv number): a term in a
+    paper's title is not where the course uses it."""
+    found, item = set(), []
+    for number, line in enumerate(lines + [""]):
+        starts = re.match(r"\s*[-*] ", line) or not line.strip() or not line.startswith(" ")
+        if starts and item:
+            if re.search(r"et al\.|arXiv:", " ".join(lines[n] for n in item)):
+                found.update(item)
+            item = []
+        if re.match(r"\s*[-*] ", line) or (item and line.strip()):
+            item.append(number)
+        elif "arXiv:" in line:
+            found.add(number)
+    return found
+
+
 def link_terms(text, terms, done):
     """Link the first use on a page of each glossary term (whole words, any case, plural -s) with MyST's
-    {term} role; headings, tables, code, links, bold and HTML are left alone. `done`: the terms already linked."""
-    out, fenced = [], False
-    for line in text.split("\n"):
+    {term} role; headings, tables, code, links, bold, HTML and references are left alone. `done`: the terms
+    already linked."""
+    out, fenced, lines = [], False, text.split("\n")
+    references = reference_lines(lines)
+    for number, line in enumerate(lines):
         stripped = line.lstrip()
         if stripped.startswith("```"):
             fenced = not fenced
-        if fenced or stripped.startswith(("```", "#", "|", "<")):
+        if fenced or stripped.startswith(("```", "#", "|", "<")) or number in references:
             out.append(line)
             continue
         segments = [(s, i % 2 == 1) for i, s in enumerate(PROTECTED.split(line))]
@@ -309,7 +338,10 @@ def notebook_page(master, release, executed, name, repo, terms, alt_texts, quick
         grading = master["cells"][i].get("metadata", {}).get("nbgrader", {})
         cell["metadata"].pop("nbgrader", None)
         if cell["cell_type"] == "markdown":
-            cell["source"] = rewrite_links(cell["source"], "notebooks", repo)
+            if grading.get("solution"):  # a written answer's cell: the release's placeholder reads as a stray line
+                cell["source"] = WRITTEN_ANSWER
+                continue
+            cell["source"] = rewrite_links(cell["source"], "notebooks", repo).replace(BINDER_BADGE, LOCAL_BADGE)
             if i == 0:
                 cell["source"] = first_cell(cell["source"], name, repo, quick)
             if GLOSSARY_HEADING not in cell["source"].split("\n", 1)[0]:
@@ -317,7 +349,8 @@ def notebook_page(master, release, executed, name, repo, terms, alt_texts, quick
             continue
         if cell["cell_type"] != "code":
             continue
-        if grading.get("solution"):  # an exercise: the task's stub, no output (the master's would be its answer's)
+        # an exercise's stub, and its self-check: the master's outputs would show the answer or its values
+        if grading.get("solution") or grading.get("grade"):
             cell["outputs"], cell["execution_count"] = [], None
             continue
         ran = executed["cells"][i]
@@ -335,12 +368,16 @@ def notebook_page(master, release, executed, name, repo, terms, alt_texts, quick
 
 def first_cell(source, name, repo, quick):
     """The exercise copy's note ("your exercise copy ...") becomes what the page is, and how to run it."""
-    run = "quick-mode (CI)" if quick else "full-mode"
+    run = "quick-mode (CI's check)" if quick else "full-mode"
     note = (f"*This page is the **exercise copy** of the notebook, with the outputs of a {run} run of the solved "
-            f"edition: each exercise shows its task and stub (no answer, no output) and then its self-check. "
-            f"Run it yourself: [launch the exercise copy on Binder]({binder_url(repo, name)}) · "
-            f"{{download}}`download the exercise copy (.ipynb) <downloads/{name}>` · "
+            f"edition: each exercise shows its task, its stub and its self-check, neither with output. "
+            f"Run it yourself: [launch the exercise copy on Binder]({binder_url(repo, name)}) (on Binder, File → "
+            f"Download your work before you leave) · {{download}}`download the exercise copy (.ipynb) "
+            f"<downloads/{name}>` (it runs inside a clone of the repository on Linux, or under WSL2 or Docker: "
+            f"[where the course runs](readme.md#where-the-course-runs)) · "
             f"[the solved edition on GitHub](https://github.com/{repo}/blob/HEAD/notebooks/{name}).*")
+    # the badge line's pointer to the README, which on the site is a page
+    source = source.replace("Colab: see the README", "Colab: [see the README](readme.md#where-the-course-runs)")
     lines = source.split("\n")
     for i, line in enumerate(lines):
         if line.startswith("*Your exercise copy:"):
@@ -389,6 +426,40 @@ def markdown_page(path, repo, answers):
     return rewrite_links(text, "" if folder == Path(".") else folder.as_posix(), repo)
 
 
+def instructors_page(repo, answers):
+    """INSTRUCTORS.md without its grading key: each notebook's section under *The notebooks* (model answers,
+    rubrics, hidden tests, common mistakes) is replaced by a link to the file on GitHub. Whole sections go,
+    not matched sentences, so a paraphrased answer goes too."""
+    text = (ROOT / "INSTRUCTORS.md").read_text()
+    # from the first notebook's section (### 00 · ...) to the next top-level heading (# Running the course ...)
+    found = re.search(r"^### \d\d · .*?(?=^# )", text, re.M | re.S)
+    if not found:
+        sys.exit("INSTRUCTORS.md: no per-notebook sections (### NN · ...) followed by a top-level heading; the "
+                 "website would publish its grading key. Change book.instructors_page with the guide's layout.")
+    github = f"https://github.com/{repo}/blob/HEAD/INSTRUCTORS.md#the-notebooks"
+    kept_out = (f"*Each notebook's objectives, exercises with what their checks verify, hidden tests, common "
+                f"mistakes, and its written question's model answer and rubric are in [INSTRUCTORS.md]({github}) "
+                f"in the repository, not on this website, which learners read.*\n\n")
+    text = text[:found.start()] + kept_out + text[found.end():]
+    text = text.replace("Model answers and rubrics are below, under each notebook.",
+                        "Model answers and rubrics are in INSTRUCTORS.md in the repository, under each notebook.")
+    text, withheld = without_answers(text, answers)  # a second net, for a model answer quoted elsewhere
+    if withheld:
+        print(f"  INSTRUCTORS.md: {withheld} more paragraphs quoting a model answer left out", flush=True)
+    return rewrite_links(text, "", repo)
+
+
+def readme_page(repo, answers):
+    """The README as a page of the site it announces: without its link to the site (the reader is on it) and
+    without the note that the publishing workflow has not run yet (true of a clone, not of the live site)."""
+    readme = markdown_page(ROOT / "README.md", repo, answers)
+    readme = re.sub(r"(?m)^\*\*Read the course online.*?\n\n", "", readme, count=1, flags=re.S)
+    readme = re.sub(r"`\.github/workflows/pages\.yml` builds.*?Source: GitHub Actions\*\.\s*", "", readme,
+                    count=1, flags=re.S)
+    # the README's title is the site's own (the index): its page is named for what it holds
+    return re.sub(r"\A# .*", "# Set-up and reference (the README)", readme)
+
+
 def readme_table(readme, repo):
     """The README's notebook table (between its cog markers), its links pointing at the pages."""
     found = re.search(r"\[\[\[cog.*?\]\]\] -->\n(.*?)<!-- \[\[\[end\]\]\]", readme, re.S)
@@ -411,13 +482,12 @@ def write_sources(copies, quick, repo):
         nbwriter.write(page, SRC / name)
     (SRC / "glossary.md").write_text(glossary_page(entries, repo))
     answers = answer_lines(masters.values())
-    # the README's title is the site's own (the index): its page is named for what it holds
-    readme = markdown_page(ROOT / "README.md", repo, answers)
-    (SRC / "readme.md").write_text(re.sub(r"\A# .*", "# Set-up and reference (the README)", readme))
-    (SRC / "instructors.md").write_text(markdown_page(ROOT / "INSTRUCTORS.md", repo, answers))
+    (SRC / "readme.md").write_text(readme_page(repo, answers))
+    (SRC / "instructors.md").write_text(instructors_page(repo, answers))
+    shutil.copy2(CONF / "_static" / LOCAL_BADGE, SRC / LOCAL_BADGE)
     index = (CONF / "index.md").read_text()
     index = index.replace("{{ notebook_table }}", readme_table((ROOT / "README.md").read_text(), repo))
-    index = index.replace("{{ mode }}", "quick mode (CI's check)" if quick else "full mode")
+    index = index.replace("{{ mode }}", "quick-mode (CI's check)" if quick else "full-mode")
     index = index.replace("{{ binder }}", binder_url(repo, nbwriter.NOTEBOOKS[0].name))
     index = index.replace("{{ repository }}", f"https://github.com/{repo}")
     index = index.replace("{{ toctree }}", "\n".join(p.stem for p in nbwriter.NOTEBOOKS))

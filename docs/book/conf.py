@@ -16,6 +16,9 @@ extensions = ["myst_nb", "sphinx.ext.githubpages"]  # githubpages: .nojekyll, so
 # Notebooks arrive executed (scripts/book.py): myst-nb never runs a kernel here.
 nb_execution_mode = "off"
 nb_merge_streams = True
+# Markdown() outputs (the claims tables of 06-08) are MyST, which has tables; CommonMark, the default,
+# has none and shows them as raw pipes ("gfm" would need linkify-it-py).
+nb_render_markdown_format = "myst"
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 4  # README#section links, as GitHub makes them
 exclude_patterns = ["downloads/**", "_build", "**.ipynb_checkpoints"]

@@ -3,13 +3,16 @@
 A matplotlib figure's PNG carries no description, so a screen reader on the site would say "image".
 This wraps the kernel's display formatter: whenever a matplotlib Figure is displayed, the output's
 metadata gets `{"image/png": {"alt": "..."}}`, a sentence built from what the figure itself holds
-(suptitle, each panel's title, axis labels, legend entries, what is drawn, the text of a diagram).
+(suptitle, each panel's title, axis labels or its categories, legend entries, where each labelled line
+starts and ends, a heat map's range, the text of a diagram).
 scripts/book.py copies this file into the IPYTHONDIR it gives those kernels (and the test session's,
 when conftest.py records nbval's outputs); it changes no output, only adds metadata.
 """
 
 
 def _course_install_figure_alt():
+    import re
+
     def describe(fig):
         def text(artist):
             return artist.get_text().strip().replace("\n", " ") if artist is not None else ""
@@ -18,11 +21,33 @@ def _course_install_figure_alt():
             items = [i for i in items if i and not i.startswith("_")]
             return sep.join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
+        def categories(ticklabels):
+            """Tick labels that name things (populations, settings), not numbers."""
+            names = [text(t) for t in ticklabels]
+            # numbers, also as mathtext ($10^{-1}$), are a scale, not categories
+            return [n for n in names if n and not n.startswith("$") and not re.fullmatch(r"[−\-\d.,e+% ]+", n)]
+
+        def ends(ax):
+            """Where each labelled line starts and ends: what a reader of the plot sees first."""
+            found = []
+            for line in ax.lines:
+                label, ys = line.get_label(), list(line.get_ydata())
+                if label.startswith("_") or not ys:
+                    continue
+                try:
+                    found.append(f"{label} {float(ys[0]):.3g} to {float(ys[-1]):.3g}")
+                except (TypeError, ValueError):
+                    continue
+            return found
+
         panels, images = [], 0
-        visible = [ax for ax in fig.axes if ax.get_visible()]
+        # a colorbar is an axis of its heat map, not a panel of its own
+        visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
         for ax in visible:
             title = text(ax.title) or text(getattr(ax, "_left_title", None)) or text(getattr(ax, "_right_title", None))
             xlabel, ylabel = ax.get_xlabel().strip(), ax.get_ylabel().strip()
+            ylabel = ylabel or clip(categories(ax.get_yticklabels()), n=8)
+            xlabel = xlabel or clip(categories(ax.get_xticklabels()), n=8)
             if ax.images and not (ax.lines or ax.patches or ax.collections) and not (xlabel or ylabel):
                 images += 1
                 continue
@@ -39,19 +64,31 @@ def _course_install_figure_alt():
             if not (title or xlabel or ylabel or kinds) and labels:
                 panels.append(f"a diagram with the labels {labels}")
                 continue
-            parts = [f"'{title}'" if title else "a panel"]
-            if ylabel or xlabel:
-                parts.append(f"plots {ylabel or 'values'} against {xlabel or 'an unlabelled axis'}")
+            parts = []
+            if ylabel and xlabel:
+                parts.append(f"{ylabel} against {xlabel}")
+            elif ylabel or xlabel:
+                parts.append(f"{' and '.join(kinds) or 'values'} by {ylabel or xlabel}")
             elif kinds:
-                parts.append("draws " + " and ".join(kinds))
+                parts.append(" and ".join(kinds))
             legend = ax.get_legend()
             if legend is not None:
-                entries = clip([text(t) for t in legend.get_texts()])
+                entries = clip([text(t) for t in legend.get_texts()], sep="; ")  # entries may hold commas
                 if entries:
                     parts.append(f"for {entries}")
             if labels and not (xlabel or ylabel or legend):
                 parts.append(f"with the labels {labels}")
-            panels.append(" ".join(parts))
+            line_ends = clip(ends(ax), n=6, sep="; ")
+            if line_ends:
+                parts.append(f"({line_ends})")
+            if ax.images:
+                try:
+                    values = ax.images[0].get_array()
+                    parts.append(f"(values {float(values.min()):.3g} to {float(values.max()):.3g})")
+                except (AttributeError, TypeError, ValueError):
+                    pass
+            what = " ".join(parts)
+            panels.append(f"'{title}': {what}" if title and what else f"'{title}'" if title else what)
         sentences = []
         suptitle = text(getattr(fig, "_suptitle", None))
         if suptitle:
@@ -60,8 +97,9 @@ def _course_install_figure_alt():
             titles = clip([text(ax.title) for ax in visible if ax.images], n=12)
             sentences.append(f"{images} small images" + (f" labelled {titles}" if titles else "") + ".")
         if panels:
-            head = "One panel: " if len(panels) == 1 else f"{len(panels)} panels: "
-            sentences.append(head + "; ".join(panels) + ".")
+            head = "" if len(panels) == 1 else f"{len(panels)} panels: "
+            body = " | ".join(panels)
+            sentences.append(head + body[0].upper() + body[1:] + ".")
         return " ".join(sentences)[:600]
 
     import sys
