@@ -64,11 +64,11 @@ def trimmed_mean(updates, weights, trim=0.3):
     return ordered[k:len(updates) - k].mean(axis=0)
 
 
-def multi_krum(updates, weights, num_byzantine=3):
-    """Multi-Krum (Blanchard et al., 2017): score each update by the summed squared distances to its
-    n − f − 2 nearest others; average the n − f best-scored updates. Krum's guarantee needs
-    n > 2f + 2 updates for f Byzantine ones; fewer are refused."""
-    updates, _ = _check(updates, weights)
+def krum_selection(updates, num_byzantine=3):
+    """The rows multi-Krum (Blanchard et al., 2017) keeps: score each update by the summed squared
+    distances to its n − f − 2 nearest others; return the indices of the n − f best-scored updates,
+    best first. Krum's guarantee needs n > 2f + 2 updates for f Byzantine ones; fewer are refused."""
+    updates, _ = _check(updates, np.ones(len(np.atleast_2d(updates))))
     n = len(updates)
     if n <= 2 * num_byzantine + 2:
         raise RobustnessInputError(
@@ -79,8 +79,13 @@ def multi_krum(updates, weights, num_byzantine=3):
     distances = squared[:, None] + squared[None, :] - 2 * updates @ updates.T
     nearest = n - num_byzantine - 2
     scores = np.sort(distances + np.diag(np.full(n, np.inf)), axis=1)[:, :nearest].sum(axis=1)
-    chosen = np.argsort(scores, kind="stable")[:n - num_byzantine]
-    return updates[chosen].mean(axis=0)
+    return np.argsort(scores, kind="stable")[:n - num_byzantine]
+
+
+def multi_krum(updates, weights, num_byzantine=3):
+    """Multi-Krum: the mean of the n − f updates `krum_selection` keeps (claimed weights ignored)."""
+    updates, _ = _check(updates, weights)
+    return updates[krum_selection(updates, num_byzantine)].mean(axis=0)
 
 
 def noisy_clipped_mean(noise_multiplier, seed=0):

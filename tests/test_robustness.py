@@ -52,6 +52,21 @@ def test_multi_krum_drops_distant_outliers_but_not_alie():
                                fooled[chosen].mean(axis=0))
 
 
+def test_krum_selection_keeps_min_max_and_drops_boosted():
+    """The filtering notebook 08 measures in a real round, on made-up updates: multi-Krum's kept
+    rows match the loop reference; three min-max updates are kept, three boosted ones are not."""
+    rng = np.random.default_rng(3)
+    honest = rng.normal(0.5, 1, size=(7, 50))
+    for attackers, expected in ((np.repeat(robustness.min_max_update(honest)[None], 3, axis=0), True),
+                                (-robustness.BOOST * honest[:3], False)):
+        rows = np.vstack([honest, attackers])
+        kept = robustness.krum_selection(rows, 3)
+        assert sorted(kept.tolist()) == krum_choice(rows, 3)
+        assert ({7, 8, 9} <= set(kept.tolist())) is expected, f"kept {kept}"
+    with pytest.raises(robustness.RobustnessInputError, match="updates must be"):
+        robustness.krum_selection(np.ones(12), 3)
+
+
 def test_multi_krum_refuses_too_few_updates():
     rng = np.random.default_rng(2)
     with pytest.raises(robustness.RobustnessInputError, match=r"more than 2f \+ 2 = 8 updates"):
