@@ -92,8 +92,9 @@ def decode(total, clip, bits=MODULUS_BITS, num_clients=1):
 
 def prg(seed, size):
     """Expand a seed (an int below 2**256, or bytes) into `size` uint32 values: SHAKE-256's output,
-    4 bytes a value. A cryptographic PRG: without the seed, the output cannot be told from uniform
-    by any efficient test (the assumption SHA-3's security rests on); with it, anyone recomputes it."""
+    4 bytes a value. Used as a cryptographic PRG: without the seed, no efficient test is known to tell
+    the output from uniform (an assumption: SHAKE-256 behaves as a PRG; standard, not reduced to a
+    named hard problem); with the seed, anyone recomputes it."""
     if isinstance(seed, (int, np.integer)):
         seed = int(seed)
         if not 0 <= seed < 2 ** (8 * SEED_BYTES):
@@ -138,14 +139,28 @@ def min_threshold(num_clients, adversary="honest-but-curious"):
 
     "honest-but-curious" (the course's model): t > n/2, so that no two disjoint groups of clients
     can each rebuild secrets, and a majority of the round is needed to unmask anything.
-    "active": t > 2n/3, the bound under which Bonawitz et al. (2017) prove security against a server
-    that deviates from the protocol (lying about who dropped out) with fewer than n/3 corrupt clients.
+    "active": t > 2n/3, the bound under which Bonawitz et al. (2017) prove their malicious-secure
+    protocol secure against a server that deviates (lying about who dropped out) with fewer than n/3
+    corrupt clients. Arithmetic only: `SecureAggregation` implements the honest-but-curious protocol
+    (no signatures, no authenticated key exchange, no consistency check) and refuses "active".
     """
     if adversary == "honest-but-curious":
         return num_clients // 2 + 1
     if adversary == "active":
         return 2 * num_clients // 3 + 1
     raise PrivacyInputError(f"unknown adversary {adversary!r}: choose 'honest-but-curious' or 'active'")
+
+
+def check_public_key(public_key):
+    """Refuse a received Diffie-Hellman public key outside the subgroup of prime order q: 1 and p - 1
+    (the subgroup of order 2) or any non-member would make the shared secret guessable. It does not
+    authenticate the key: a server that replaces pk_v with its own g**x still learns s_uv (the real
+    protocol signs the keys)."""
+    public_key = int(public_key)
+    if not (1 < public_key < GROUP_PRIME - 1 and pow(public_key, GROUP_ORDER, GROUP_PRIME) == 1):
+        raise PrivacyInputError("a received public key must lie in the subgroup of prime order q: "
+                                "1 < pk < p - 1 and pk**q = 1 mod p; refuse this client's key")
+    return public_key
 
 
 def pair_key(shared_secret, u, v):
@@ -163,20 +178,31 @@ class SecureAggregation:
         y_u = x_u + PRG(b_u) + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv)    (mod 2**32),
     with s_uv = KDF(pk_v**sk_u mod p, u, v), which only u and v can compute. The pairwise masks cancel
     in the sum over everyone; for a client that dropped out after masking, the survivors reveal shares
-    of its sk (never of its b); for each survivor, shares of its b (never of its sk). `threshold` must
-    be at least `min_threshold(num_clients, adversary)`. Cost: every client agrees a key and expands
-    a mask with each of the n-1 others, n(n-1) in a round; SecAgg+ (Bell et al., 2020) masks along a
-    random graph of O(log n) neighbours instead. `rng` makes a run repeatable; leave it None (the OS's
-    secret randomness) for real use.
+    of its sk (never of its b); for each survivor, shares of its b (never of its sk). Hiding rests on
+    the Diffie-Hellman assumption in the group (decisional DH in the subgroup of prime order q, or
+    computational DH with SHA-256 as the key-derivation function modelled as a random oracle) and on
+    SHAKE-256 behaving as a PRG. Honest-but-curious server only: `threshold` must be at least
+    `min_threshold(num_clients)`, and adversary="active" is refused, since nothing here stops a
+    deviating server (no signatures or authenticated key exchange, no consistency-check round);
+    received public keys are checked to lie in the subgroup (`check_public_key`). Cost: every client
+    agrees a key and expands a mask with each of the n-1 others, n(n-1) in a round; SecAgg+ (Bell et
+    al., 2020) masks along a random graph of O(log n) neighbours per client, O(n log n) a round.
+    `rng` makes a run repeatable; leave it None (the OS's secret randomness) for real use.
     """
 
     def __init__(self, num_clients, threshold, adversary="honest-but-curious", rng=None):
+        if adversary != "honest-but-curious":
+            min_threshold(num_clients, adversary)  # an unknown adversary: its own clear error
+            raise PrivacyInputError(
+                f"adversary {adversary!r}: this class implements the honest-but-curious protocol only "
+                "(no signatures, key authentication or consistency check), so it cannot protect "
+                "against an active server; use adversary='honest-but-curious'")
         lowest = min_threshold(num_clients, adversary)
         if num_clients < 3 or not lowest <= threshold <= num_clients:
             raise PrivacyInputError(
                 f"threshold {threshold} for {num_clients} clients against an {adversary} server: "
                 f"choose t in {lowest}..{num_clients} (at least 3 clients; t > n/2 for an honest-but-"
-                f"curious server, t > 2n/3 for an active one; t > n cannot be met even with no drop-out)")
+                f"curious server; t > n cannot be met even with no drop-out)")
         self.n, self.t, self.adversary = num_clients, threshold, adversary
         rng = rng or secrets.SystemRandom()
         self.sk = [rng.getrandbits(EXPONENT_BITS) | 1 << (EXPONENT_BITS - 1) for _ in range(num_clients)]
@@ -185,12 +211,14 @@ class SecureAggregation:
         # shares[u][w] = what client w holds of u's secrets (sent encrypted to w in the real protocol)
         self.sk_shares = [share(sk, threshold, num_clients, rng) for sk in self.sk]
         self.seed_shares = [share(b, threshold, num_clients, rng) for b in self.self_seed]
-        self._keys = {}
+        self._keys, self._valid_keys = {}, set()
 
     def pair_seed(self, u, v, sk=None):
         """The seed u and v agree on; anyone who knows sk_u (or sk_v) can compute it."""
         if sk is None and (u, v) in self._keys:
             return self._keys[u, v]
+        if self.pk[v] not in self._valid_keys:  # v's key, as received through the server
+            self._valid_keys.add(check_public_key(self.pk[v]))
         shared = pow(self.pk[v], self.sk[u] if sk is None else sk, GROUP_PRIME)
         key = pair_key(shared, u, v)
         if sk is None:
@@ -422,13 +450,18 @@ def roc_auc(member_scores, nonmember_scores):
 def auc_interval(member_scores, nonmember_scores, level=0.95, resamples=2000, seed=0):
     """A bootstrap interval for the AUC: members and non-members resampled with replacement,
     separately, `resamples` times; the central `level` of the resampled AUCs."""
+    from scipy.stats import rankdata
+
     members, others = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
     rng = np.random.default_rng(seed)
+    m, n = len(members), len(others)
     aucs = []
     for _ in range(resamples):
-        a = members[rng.integers(len(members), size=len(members))]
-        b = others[rng.integers(len(others), size=len(others))]
-        aucs.append(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
+        a = members[rng.integers(m, size=m)]
+        b = others[rng.integers(n, size=n)]
+        # Mann-Whitney from ranks (ties get the average rank, so they count half): O(N log N)
+        ranks = rankdata(np.concatenate([a, b]))
+        aucs.append((ranks[:m].sum() - m * (m + 1) / 2) / (m * n))
     tail = (1 - level) / 2 * 100
     return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
 
