@@ -153,7 +153,8 @@ def min_threshold(num_clients, adversary="honest-but-curious"):
 
 def check_public_key(public_key):
     """Refuse a received Diffie-Hellman public key outside the subgroup of prime order q: 1 and p - 1
-    (the subgroup of order 2) or any non-member would make the shared secret guessable. It does not
+    (the subgroup of order 2) make the shared secret one of two values; an element of order 2q leaks sk
+    mod 2 (small-subgroup confinement). It does not
     authenticate the key: a server that replaces pk_v with its own g**x still learns s_uv (the real
     protocol signs the keys)."""
     public_key = int(public_key)
@@ -488,21 +489,32 @@ def audit_guesses(scores, included, guesses_each_side):
     return correct, 2 * k
 
 
-def audit_epsilon(correct, guesses, confidence=0.95):
-    """The empirical lower bound on ε: the largest ε at which an ε-DP mechanism would give `correct`
-    or more right guesses out of `guesses` with probability below 1 − confidence. Steinke et al.
-    (2023, Theorem 3.1): with canaries included independently with probability ½, an ε-DP run's count
-    of right guesses is dominated by Binomial(guesses, e^ε / (1 + e^ε)). 0 when the guesses do no
-    better than chance could."""
+def audit_epsilon(correct, guesses, confidence=0.95, delta=0.0, canaries=None):
+    """The empirical lower bound on ε: the largest ε at which an (ε, δ)-DP mechanism would give
+    `correct` or more right guesses out of `guesses` with probability below 1 − confidence. Steinke et
+    al. (2023): with `canaries` included independently with probability ½, an ε-DP run's count of right
+    guesses is dominated by Binomial(guesses, e^ε / (1 + e^ε)) (their Theorem 3.1); for (ε, δ)-DP the
+    probability grows by 2·canaries·δ·max_i P[correct − i ≤ Binomial < correct] / i (their approximate-DP
+    theorem), so `delta` > 0 needs the number of canaries. 0 when the guesses do no better than chance."""
     from scipy.stats import binom
 
     if not 0 <= correct <= guesses or guesses < 1:
         raise PrivacyInputError(f"need 0 ≤ correct ≤ guesses and guesses ≥ 1, got {correct}, {guesses}")
     if not 0 < confidence < 1:
         raise PrivacyInputError(f"confidence must be in (0, 1), got {confidence}")
+    if not 0 <= delta < 1:
+        raise PrivacyInputError(f"delta must be in [0, 1), got {delta}")
+    if delta > 0 and (canaries is None or canaries < guesses):
+        raise PrivacyInputError(f"delta > 0 needs canaries ≥ guesses (the canaries audited), got {canaries}")
 
-    def tail(eps):  # P[Binomial(guesses, p_ε) ≥ correct]: grows with ε
-        return binom.sf(correct - 1, guesses, 1 / (1 + math.exp(-eps)))
+    def tail(eps):  # P[at least `correct` right under (ε, δ)-DP]: grows with ε
+        p = 1 / (1 + math.exp(-eps))
+        found = binom.sf(correct - 1, guesses, p)
+        if delta > 0 and correct > 0:
+            i = np.arange(1, correct + 1)
+            below = np.cumsum(binom.pmf(correct - i, guesses, p))  # P[correct − i ≤ Bin < correct]
+            found += 2 * canaries * delta * float(np.max(below / i))
+        return min(found, 1.0)
 
     beta = 1 - confidence
     if tail(0.0) >= beta:

@@ -369,6 +369,21 @@ def test_audit_lower_bound_from_the_binomial_tail():
     assert np.mean(np.array(found) > true_eps) <= 0.05 + 0.03 and np.median(found) > 0.3
 
 
+def test_audit_at_delta_adds_the_approximate_dp_term():
+    from scipy.stats import binom
+
+    # (ε, δ): the tail plus 2·m·δ·max_i P[v − i ≤ Bin < v] / i, written out here as a loop
+    v, r, m, delta = 170, 200, 1000, 1e-4
+    eps = privacy.audit_epsilon(v, r, delta=delta, canaries=m)
+    p = 1 / (1 + math.exp(-eps))
+    term = max(sum(binom.pmf(v - j, r, p) for j in range(1, i + 1)) / i for i in range(1, v + 1))
+    assert binom.sf(v - 1, r, p) + 2 * m * delta * term == pytest.approx(0.05, rel=1e-4)
+    assert 0 < eps < privacy.audit_epsilon(v, r)  # δ > 0 can only weaken the evidence
+    assert privacy.audit_epsilon(v, r, delta=0.0) == privacy.audit_epsilon(v, r)
+    with pytest.raises(privacy.PrivacyInputError, match="canaries"):
+        privacy.audit_epsilon(v, r, delta=delta)
+
+
 def test_check_explains_and_raises_only_when_strict(monkeypatch, capsys):
     monkeypatch.setattr(runtime, "STRICT", False)
     runtime.check(True, "held")
