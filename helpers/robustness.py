@@ -28,8 +28,10 @@ class RobustnessInputError(ValueError):
 
 # --- aggregators: (updates (n, P), weights (n,)) -> aggregate (P,) ---------------------------
 
-def _check(updates, weights):
-    updates, weights = np.asarray(updates, np.float64), np.asarray(weights, np.float64)
+def _check(updates, weights=None):
+    """(clients, parameters) updates and (clients,) weights as float64; weights None: not checked."""
+    updates = np.asarray(updates, np.float64)
+    weights = np.ones(len(np.atleast_2d(updates))) if weights is None else np.asarray(weights, np.float64)
     if updates.ndim != 2 or weights.shape != (len(updates),):
         raise RobustnessInputError(f"updates must be (clients, parameters) and weights (clients,); got {updates.shape} "
                                    f"and {weights.shape}")
@@ -68,7 +70,7 @@ def krum_selection(updates, num_byzantine=3):
     """The rows multi-Krum (Blanchard et al., 2017) keeps: score each update by the summed squared
     distances to its n − f − 2 nearest others; return the indices of the n − f best-scored updates,
     best first. Krum's guarantee needs n > 2f + 2 updates for f Byzantine ones; fewer are refused."""
-    updates, _ = _check(updates, np.ones(len(np.atleast_2d(updates))))
+    updates, _ = _check(updates)
     n = len(updates)
     if n <= 2 * num_byzantine + 2:
         raise RobustnessInputError(
